@@ -1,0 +1,35 @@
+"""Policy documents: load a directory into validated models, or every reason it cannot be."""
+
+from .errors import Issue, Mark, PolicyLoadError
+from .loader import load_policy_dir
+from .model import (
+    Authority,
+    Expect,
+    Expr,
+    ImagePolicy,
+    KeyAuthority,
+    KeylessAuthority,
+    NotationAuthority,
+    PolicySet,
+    PolicyTest,
+    Rule,
+    TestCase,
+)
+
+__all__ = [
+    "Authority",
+    "Expect",
+    "Expr",
+    "ImagePolicy",
+    "Issue",
+    "KeyAuthority",
+    "KeylessAuthority",
+    "Mark",
+    "NotationAuthority",
+    "PolicyLoadError",
+    "PolicySet",
+    "PolicyTest",
+    "Rule",
+    "TestCase",
+    "load_policy_dir",
+]

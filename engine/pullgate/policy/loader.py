@@ -1,0 +1,199 @@
+"""Load a policy directory laid out like a Kubernetes ConfigMap volume into a ``PolicySet``.
+
+``*.yaml`` / ``*.yml`` files anywhere below the root are read, names starting with "." are
+skipped (that hides a ConfigMap's ``..data`` and ``..<timestamp>`` directories, whose files are
+reached through the top-level symlinks), and symlinks are followed only when they resolve
+inside the root. Every issue of every file is collected; any issue rejects the revision.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+from .errors import Issue, Mark, PolicyLoadError
+from .model import ImagePolicy, PolicySet, PolicyTest
+from .schema import read_document
+from .source import parse_documents
+
+__all__ = ["MAX_FILE_BYTES", "load_policy_dir"]
+
+MAX_FILE_BYTES = 1 << 20
+_SUFFIXES = (".yaml", ".yml")
+
+
+def _display(root_display: str, rel: str) -> str:
+    return rel if root_display in ("", ".") else f"{root_display.rstrip('/')}/{rel}"
+
+
+def _scan(root: Path, root_display: str, issues: list[Issue]) -> list[tuple[str, Path]]:
+    """(display path, resolved path) of every policy file, sorted by display path."""
+    real_root = root.resolve()
+    found: list[tuple[str, Path]] = []
+    visited: set[Path] = set()
+
+    def walk(directory: Path, rel: str) -> None:
+        real = directory.resolve()
+        if real in visited:
+            return
+        visited.add(real)
+        try:
+            entries = sorted(os.scandir(directory), key=lambda e: e.name)
+        except OSError as exc:
+            issues.append(
+                Issue(
+                    Mark(_display(root_display, rel) or ".", 1, 1), f"cannot list: {exc.strerror}"
+                )
+            )
+            return
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            entry_rel = f"{rel}/{entry.name}" if rel else entry.name
+            display = _display(root_display, entry_rel)
+            path = Path(entry.path)
+            try:
+                target = path.resolve(strict=True)
+            except (OSError, RuntimeError):
+                if entry.name.endswith(_SUFFIXES):
+                    issues.append(Issue(Mark(display, 1, 1), "dangling symlink; fix or remove it"))
+                continue
+            if target != real_root and real_root not in target.parents:
+                issues.append(
+                    Issue(
+                        Mark(display, 1, 1),
+                        f"symlink resolves outside the policy directory (to {target}); refused",
+                    )
+                )
+                continue
+            if target.is_dir():
+                walk(path, entry_rel)
+            elif entry.name.endswith(_SUFFIXES) and target.is_file():
+                found.append((display, target))
+
+    walk(root, "")
+    return sorted(found)
+
+
+class _FileRefs:
+    """Reads files a policy refers to (``path:`` keys) and remembers them for the revision.
+
+    Relative names resolve against the policy directory; absolute ones (a mounted Secret or
+    ConfigMap) are read where they are.
+    """
+
+    def __init__(self, root: Path, issues: list[Issue]) -> None:
+        self.root = root
+        self.issues = issues
+        self.seen: dict[str, bytes] = {}
+
+    def __call__(self, name: str, mark: Mark) -> bytes | None:
+        path = Path(name) if os.path.isabs(name) else self.root / name
+        try:
+            with open(path, "rb") as f:
+                data = f.read(MAX_FILE_BYTES + 1)
+        except OSError as exc:
+            self.issues.append(Issue(mark, f"cannot read {name!r}: {exc.strerror}"))
+            return None
+        if len(data) > MAX_FILE_BYTES:
+            self.issues.append(Issue(mark, f"{name!r} is larger than {MAX_FILE_BYTES} bytes"))
+            return None
+        self.seen[str(path)] = data
+        return data
+
+
+def load_policy_dir(
+    root: str | os.PathLike[str], *, display: str | None = None, require_policies: bool = True
+) -> PolicySet:
+    """Load and validate every document below ``root``.
+
+    Raises :class:`PolicyLoadError` with every issue when anything is wrong, including a
+    directory without any ``ImagePolicy`` (unless ``require_policies`` is false).
+    """
+    root_path = Path(root)
+    shown = display if display is not None else str(root)
+    if not root_path.is_dir():
+        what = "does not exist" if not root_path.exists() else "is not a directory"
+        raise PolicyLoadError([Issue(Mark(shown, 1, 1), f"policy directory {what}")])
+    issues: list[Issue] = []
+    files = _scan(root_path, shown, issues)
+    refs = _FileRefs(root_path, issues)
+    digest = hashlib.sha256()
+    policies: list[ImagePolicy] = []
+    tests: list[PolicyTest] = []
+    first_seen: dict[tuple[str, str], Mark] = {}
+    partial: list[ImagePolicy] = []  # documents with issues, kept to check their CEL too
+
+    for display_path, real in files:
+        try:
+            with open(real, "rb") as f:
+                data = f.read(MAX_FILE_BYTES + 1)
+        except OSError as exc:
+            issues.append(Issue(Mark(display_path, 1, 1), f"cannot read: {exc.strerror}"))
+            continue
+        if len(data) > MAX_FILE_BYTES:
+            issues.append(
+                Issue(
+                    Mark(display_path, 1, 1),
+                    f"file is larger than {MAX_FILE_BYTES} bytes; split it",
+                )
+            )
+            continue
+        digest.update(display_path.encode() + b"\0" + data + b"\0")
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            issues.append(
+                Issue(
+                    Mark(display_path, 1, 1), f"not UTF-8 text (byte {exc.start}); save it as UTF-8"
+                )
+            )
+            continue
+        docs, found = parse_documents(text, display_path)
+        issues.extend(found)
+        for doc in docs:
+            model, found = read_document(doc, refs)
+            issues.extend(found)
+            if model is None:
+                continue
+            if found:
+                assert isinstance(model, ImagePolicy)
+                partial.append(model)
+                continue
+            kind = "ImagePolicy" if isinstance(model, ImagePolicy) else "PolicyTest"
+            key = (kind, model.name)
+            if key in first_seen:
+                issues.append(
+                    Issue(
+                        model.mark,
+                        f"duplicate {kind} name {model.name!r} (first defined at "
+                        f"{first_seen[key]}); names must be unique in the directory",
+                    )
+                )
+                continue
+            first_seen[key] = model.mark
+            if isinstance(model, ImagePolicy):
+                policies.append(model)
+            else:
+                tests.append(model)
+
+    if not issues and not policies and (require_policies or not tests):
+        what = "ImagePolicy" if require_policies else "ImagePolicy or PolicyTest"
+        issues.append(
+            Issue(
+                Mark(shown, 1, 1),
+                f"no {what} documents in {len(files)} YAML file(s); an empty policy set is refused",
+            )
+        )
+    if issues:
+        raise PolicyLoadError(issues, partial=[*policies, *partial], complete=len(policies))
+    for name, data in sorted(refs.seen.items()):
+        digest.update(b"ref\0" + name.encode() + b"\0" + data + b"\0")
+    return PolicySet(
+        root=str(root_path),
+        revision=digest.hexdigest()[:16],
+        policies=tuple(sorted(policies, key=lambda p: p.name)),
+        tests=tuple(tests),
+        files=tuple(d for d, _ in files),
+    )
