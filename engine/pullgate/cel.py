@@ -1,0 +1,608 @@
+"""The CEL engine seam: Env → Compile (parse + check) → Program → Eval, on cel-python.
+
+cel-python has no type checker, so ``compile`` walks the parse tree itself: every top-level
+name, field of a known structure, function and method must be known, literal arguments of
+``timestamp``/``duration``/``matches``/``glob`` must be valid, and reserved words are refused.
+What the walk cannot see (types of computed values) the caller catches by probe-evaluating
+on sample contexts (``rules.py``).
+
+Programs are interpreted (``InterpretedRunner``): cel-python's ``CompiledRunner`` passes the
+activation through module globals and gives wrong answers under threads.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import lru_cache
+from typing import Any, ClassVar, cast
+
+import celpy
+import lark
+import re2
+from celpy import celtypes
+from celpy.celparser import CELParseError
+from celpy.evaluation import CELEvalError, CELUnsupportedError, celstr
+
+from .globs import GlobError, glob_match
+
+__all__ = [
+    "MAX_EXPRESSION_CHARS",
+    "CelIssue",
+    "CompileError",
+    "EvalError",
+    "Field",
+    "ListOf",
+    "MapOf",
+    "Program",
+    "Record",
+    "Shape",
+    "compile_expression",
+    "to_cel",
+]
+
+MAX_EXPRESSION_CHARS = 8192
+MAX_ERROR_CHARS = 300
+
+RESERVED = frozenset(
+    {"as", "break", "const", "continue", "else", "false", "for", "function", "if", "import"}
+    | {"in", "let", "loop", "package", "namespace", "null", "return", "true", "var", "void"}
+    | {"while"}
+)
+MACROS = frozenset({"all", "exists", "exists_one", "map", "filter"})
+TYPE_NAMES = frozenset(
+    {"bool", "bytes", "double", "duration", "int", "list", "map", "null_type", "string"}
+    | {"timestamp", "type", "uint", "dyn"}
+)
+# Global functions (``f(x)``) and methods (``x.f()``) a policy may call.
+FUNCTIONS = frozenset({"size", "glob", "has", "matches", "contains"} | TYPE_NAMES - {"dyn"})
+METHODS = frozenset(
+    {"size", "contains", "startsWith", "endsWith", "matches", "glob"}
+    | {"getDate", "getDayOfMonth", "getDayOfWeek", "getDayOfYear", "getFullYear", "getMonth"}
+    | {"getHours", "getMilliseconds", "getMinutes", "getSeconds"}
+)
+_MISSING_HINTS = {
+    "lowerAscii": "cel-python has no string extensions (lowerAscii, upperAscii, split, ...)",
+    "upperAscii": "cel-python has no string extensions (lowerAscii, upperAscii, split, ...)",
+    "split": "cel-python has no string extensions (lowerAscii, upperAscii, split, ...)",
+    "join": "cel-python has no string extensions (join, split, replace, ...)",
+    "replace": "cel-python has no string extensions (join, split, replace, ...)",
+    "trim": "cel-python has no string extensions (trim, split, replace, ...)",
+    "bind": "cel-python has no cel.bind",
+    "optMap": "cel-python has no optional values",
+}
+
+Tree = lark.Tree[Any]
+_RE2_OPTIONS = re2.Options()
+_RE2_OPTIONS.log_errors = False
+
+
+# -- shapes: what the static check knows about the context -----------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Field:
+    """A value of a known scalar type, e.g. ``string`` or ``timestamp``."""
+
+    type: str
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """A map with a fixed set of fields, like ``image``."""
+
+    what: str
+    fields: Mapping[str, Shape]
+
+
+@dataclass(frozen=True, slots=True)
+class MapOf:
+    """A map with free keys (``keys`` lists them when they are known, as for ``authorities``)."""
+
+    what: str
+    value: Shape | None
+    keys: frozenset[str] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ListOf:
+    what: str
+    item: Shape | None
+
+
+Shape = Field | Record | MapOf | ListOf
+
+
+# -- compile errors --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CelIssue:
+    message: str
+    line: int = 1  # 1-based, inside the expression
+    column: int = 1
+    positioned: bool = True  # False: about the whole expression (a probe finding)
+
+
+class CompileError(Exception):
+    def __init__(self, issues: list[CelIssue]) -> None:
+        self.issues = issues
+        super().__init__("; ".join(i.message for i in issues))
+
+
+class EvalError(Exception):
+    """An evaluation error, with a short message that never embeds the activation.
+
+    ``data_dependent`` errors come from the values (a missing map key, an empty list, a tag
+    that is not a number); the others (no such overload) would fail on any input.
+    """
+
+    def __init__(self, message: str, *, data_dependent: bool) -> None:
+        super().__init__(message)
+        self.data_dependent = data_dependent
+
+
+_DATA_ERRORS = (KeyError, IndexError, ValueError, ArithmeticError)
+
+
+# -- functions -------------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=2048)
+def _regex(pattern: str) -> Any:
+    return re2.compile(pattern, _RE2_OPTIONS)
+
+
+def _matches(text: Any, pattern: Any) -> celtypes.BoolType:
+    if not isinstance(text, str) or not isinstance(pattern, str):
+        raise TypeError(
+            f"matches(string, string), got {type(text).__name__}, {type(pattern).__name__}"
+        )
+    try:
+        return celtypes.BoolType(_regex(str(pattern)).search(str(text)) is not None)
+    except re2.error as exc:
+        raise ValueError(
+            f"invalid RE2 regular expression {str(pattern)[:80]!r}: {_re2_message(exc)}"
+        ) from None
+
+
+def _glob(text: Any, pattern: Any) -> celtypes.BoolType:
+    if not isinstance(text, str) or not isinstance(pattern, str):
+        raise TypeError(
+            f"glob(string, string), got {type(text).__name__}, {type(pattern).__name__}"
+        )
+    try:
+        return celtypes.BoolType(glob_match(str(text), str(pattern)))
+    except GlobError as exc:
+        raise ValueError(str(exc)) from None
+
+
+def _re2_message(exc: Exception) -> str:
+    arg = exc.args[0] if exc.args else exc
+    return arg.decode() if isinstance(arg, bytes) else str(arg)
+
+
+FUNCTION_TABLE: dict[str, Callable[..., Any]] = {"matches": _matches, "glob": _glob}
+
+
+# -- conversion ------------------------------------------------------------------------------
+
+
+def to_cel(value: Any) -> Any:
+    """Convert plain Python data to CEL values (once per request, not per rule)."""
+    if isinstance(value, str):
+        return celtypes.StringType(value)
+    if isinstance(value, bool):
+        return celtypes.BoolType(value)
+    if isinstance(value, int):
+        return celtypes.IntType(value)
+    if isinstance(value, float):
+        return celtypes.DoubleType(value)
+    if isinstance(value, datetime):
+        return celtypes.TimestampType(value)
+    if isinstance(value, timedelta):
+        return celtypes.DurationType(value)
+    if isinstance(value, Mapping):
+        return celtypes.MapType({celtypes.StringType(k): to_cel(v) for k, v in value.items()})
+    if isinstance(value, list | tuple):
+        return celtypes.ListType([to_cel(v) for v in value])
+    if value is None:
+        return None
+    raise TypeError(f"cannot convert {type(value).__name__} to CEL")
+
+
+# -- the static check ------------------------------------------------------------------------
+
+
+def _first_token(tree: Tree | lark.Token | None) -> lark.Token | None:
+    if tree is None or isinstance(tree, lark.Token):
+        return tree
+    for child in tree.children:
+        tok = _first_token(child)
+        if tok is not None:
+            return tok
+    return None
+
+
+def _string_literal(tree: Tree | lark.Token) -> str | None:
+    """The value of an expression that is nothing but a string literal."""
+    while isinstance(tree, lark.Tree) and len(tree.children) == 1:
+        if tree.data == "literal":
+            tok = tree.children[0]
+            if isinstance(tok, lark.Token) and tok.type in ("STRING_LIT", "MLSTRING_LIT"):
+                return str(celstr(tok))
+            return None
+        tree = tree.children[0]
+    return None
+
+
+def _suggest(word: str, choices: Any) -> str:
+    close = difflib.get_close_matches(word, sorted(choices), n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def _a(word: str) -> str:
+    return f"{'an' if word[0] in 'aeiou' else 'a'} {word}"
+
+
+def _describe(shape: Shape | None) -> str:
+    if isinstance(shape, Field):
+        return _a(shape.type)
+    if isinstance(shape, ListOf):
+        return "a list"
+    return "a map"
+
+
+class _Checker:
+    def __init__(self, names: Mapping[str, Shape], hint: Callable[[str], str]) -> None:
+        self.names = names
+        self.hint = hint
+        self.issues: list[CelIssue] = []
+
+    def fail(self, at: Tree | lark.Token | None, message: str) -> None:
+        tok = _first_token(at) if at is not None else None
+        line = tok.line if tok is not None and tok.line else 1
+        column = tok.column if tok is not None and tok.column else 1
+        self.issues.append(CelIssue(message, line, column))
+
+    def visit(
+        self, tree: Tree | lark.Token | None, scope: Mapping[str, Shape | None]
+    ) -> Shape | None:
+        """Check ``tree``; return the shape of its value when it is known."""
+        if tree is None or isinstance(tree, lark.Token):
+            return None
+        handler = getattr(self, f"_{tree.data}", None)
+        if handler is not None:
+            return cast(Shape | None, handler(tree, scope))
+        shape = None
+        for child in tree.children:
+            shape = self.visit(child, scope)
+        # A pass-through node (one child) keeps its child's shape; anything else is computed.
+        return shape if len(tree.children) == 1 else None
+
+    _LITERAL_TYPES: ClassVar[dict[str, str]] = {
+        "STRING_LIT": "string",
+        "MLSTRING_LIT": "string",
+        "INT_LIT": "int",
+        "UINT_LIT": "uint",
+        "FLOAT_LIT": "double",
+        "BOOL_LIT": "bool",
+        "BYTES_LIT": "bytes",
+    }
+
+    def _literal(self, tree: Tree, scope: Mapping[str, Shape | None]) -> Shape | None:
+        tok = tree.children[0]
+        kind = self._LITERAL_TYPES.get(tok.type) if isinstance(tok, lark.Token) else None
+        return Field(kind) if kind else None
+
+    def _relation(self, tree: Tree, scope: Mapping[str, Shape | None]) -> Shape | None:
+        if len(tree.children) == 1:
+            return self.visit(tree.children[0], scope)
+        op, right_tree = tree.children
+        left = self.visit(op.children[0], scope) if isinstance(op, lark.Tree) else None
+        right = self.visit(right_tree, scope)
+        if (
+            isinstance(op, lark.Tree)
+            and op.data != "relation_in"
+            and isinstance(left, Field)
+            and isinstance(right, Field)
+            and left.type != right.type
+        ):
+            self.fail(
+                right_tree,
+                f"compares {_a(left.type)} with {_a(right.type)}; CEL has no implicit conversions "
+                f"(write both sides as {left.type}s)",
+            )
+        return Field("bool")
+
+    def _ident(self, tree: Tree, scope: Mapping[str, Shape | None]) -> Shape | None:
+        tok = tree.children[0]
+        name = str(tok)
+        if name in scope:
+            return scope[name]
+        if name in self.names:
+            return self.names[name]
+        if name in TYPE_NAMES:
+            return None
+        if name in RESERVED:
+            self.fail(tok, f"{name!r} is a reserved word in CEL")
+            return None
+        self.fail(tok, f"unknown name {name!r}{_suggest(name, self.names)}{self.hint(name)}")
+        return None
+
+    def _dot_ident(self, tree: Tree, scope: Mapping[str, Shape | None]) -> Shape | None:
+        return self._ident(tree, {})
+
+    def _member_object(self, tree: Tree, scope: Mapping[str, Shape | None]) -> Shape | None:
+        self.fail(tree, "message construction (Type{field: ...}) is not supported in policies")
+        return None
+
+    def _member_dot(self, tree: Tree, scope: Mapping[str, Shape | None]) -> Shape | None:
+        target, field = tree.children
+        shape = self.visit(target, scope)
+        return self._select(shape, str(field), field)
+
+    def _member_index(self, tree: Tree, scope: Mapping[str, Shape | None]) -> Shape | None:
+        target, index = tree.children
+        shape = self.visit(target, scope)
+        self.visit(index, scope)
+        if isinstance(shape, ListOf):
+            return shape.item
+        key = _string_literal(index)
+        if key is None:
+            return shape.value if isinstance(shape, MapOf) else None
+        return self._select(shape, key, index)
+
+    def _select(self, shape: Shape | None, key: str, at: Tree | lark.Token) -> Shape | None:
+        if isinstance(shape, Record):
+            if key not in shape.fields:
+                self.fail(
+                    at,
+                    f"{shape.what} has no field {key!r}{_suggest(key, shape.fields)} "
+                    f"(fields: {', '.join(sorted(shape.fields))})",
+                )
+                return None
+            return shape.fields[key]
+        if isinstance(shape, MapOf):
+            if shape.keys is not None and key not in shape.keys:
+                known = ", ".join(sorted(shape.keys)) or "none"
+                hint = _suggest(key, shape.keys)
+                self.fail(at, f"{shape.what} has no entry {key!r}{hint} (declared: {known})")
+                return None
+            return shape.value
+        if isinstance(shape, Field | ListOf):
+            self.fail(at, f"cannot select {key!r}: the value is {_describe(shape)}, not a map")
+        return None
+
+    def _ident_arg(self, tree: Tree, scope: Mapping[str, Shape | None]) -> Shape | None:
+        name_tok = tree.children[0]
+        name = str(name_tok)
+        args = self._args(tree.children[1] if len(tree.children) > 1 else None)
+        if name not in FUNCTIONS:
+            self._unknown_function(name_tok, name)
+        elif name == "has":
+            self._has(name_tok, args, scope)
+            return Field("bool")
+        self._literal_args(name, args, args)
+        for arg in args:
+            self.visit(arg, scope)
+        return None
+
+    def _dot_ident_arg(self, tree: Tree, scope: Mapping[str, Shape | None]) -> Shape | None:
+        return self._ident_arg(tree, scope)
+
+    def _member_dot_arg(self, tree: Tree, scope: Mapping[str, Shape | None]) -> Shape | None:
+        target, method_tok = tree.children[0], tree.children[1]
+        method = str(method_tok)
+        args = self._args(tree.children[2] if len(tree.children) > 2 else None)
+        shape = self.visit(target, scope)
+        if method in MACROS:
+            return self._macro(tree, method, shape, args, scope)
+        if method not in METHODS:
+            self._unknown_function(method_tok, method)
+        self._literal_args(method, args, [target, *args])
+        for arg in args:
+            self.visit(arg, scope)
+        return Field("bool") if method in ("matches", "glob", "startsWith", "endsWith") else None
+
+    def _macro(
+        self,
+        tree: Tree,
+        name: str,
+        shape: Shape | None,
+        args: list[Tree],
+        scope: Mapping[str, Shape | None],
+    ) -> Shape | None:
+        if len(args) not in ((2, 3) if name == "map" else (2,)):
+            self.fail(tree.children[1], f"{name}() takes a variable and an expression")
+            return None
+        var_tree = args[0]
+        var = _first_token(var_tree)
+        if var is None or var.type != "IDENT" or self._depth_to_ident(var_tree) is None:
+            self.fail(var_tree, f"the first argument of {name}() must be a variable name")
+            return None
+        if str(var) in RESERVED:
+            self.fail(var, f"{str(var)!r} is a reserved word in CEL; pick another variable name")
+        if isinstance(shape, ListOf):
+            element: Shape | None = shape.item
+        elif isinstance(shape, Record | MapOf):
+            element = Field("string")  # macros over a map iterate its keys
+        else:
+            element = None
+        inner = {**scope, str(var): element}
+        for arg in args[1:]:
+            self.visit(arg, inner)
+        if name == "filter":
+            return shape if isinstance(shape, ListOf) else None
+        return Field("bool") if name != "map" else None
+
+    @staticmethod
+    def _depth_to_ident(tree: Tree) -> Tree | None:
+        while isinstance(tree, lark.Tree) and len(tree.children) == 1:
+            if tree.data == "ident":
+                return tree
+            child = tree.children[0]
+            if not isinstance(child, lark.Tree):
+                return None
+            tree = child
+        return None
+
+    def _has(
+        self, at: Tree | lark.Token, args: list[Tree], scope: Mapping[str, Shape | None]
+    ) -> None:
+        if len(args) != 1:
+            self.fail(at, "has() takes one field selection, e.g. has(image.annotations.x)")
+            return
+        node = args[0]
+        while isinstance(node, lark.Tree) and node.data != "member_dot" and len(node.children) == 1:
+            node = node.children[0]
+        if not isinstance(node, lark.Tree) or node.data != "member_dot":
+            self.fail(at, "has() needs a field selection such as has(request.pod.labels.team)")
+            return
+        self.visit(node, scope)
+
+    @staticmethod
+    def _args(exprlist: Tree | lark.Token | None) -> list[Tree]:
+        if exprlist is None or isinstance(exprlist, lark.Token):
+            return []
+        return [c for c in exprlist.children if isinstance(c, lark.Tree)]
+
+    def _unknown_function(self, at: Tree | lark.Token, name: str) -> None:
+        known = FUNCTIONS | METHODS | MACROS
+        why = _MISSING_HINTS.get(name, "")
+        self.fail(
+            at, f"unknown function {name!r}{_suggest(name, known)}{'; ' + why if why else ''}"
+        )
+
+    def _literal_args(self, name: str, args: list[Tree], operands: list[Tree]) -> None:
+        """Check constant arguments now, so they do not fail every evaluation later."""
+        if name in ("timestamp", "duration") and len(args) == 1:
+            text = _string_literal(args[0])
+            if text is not None:
+                try:
+                    (celtypes.TimestampType if name == "timestamp" else celtypes.DurationType)(text)
+                except Exception as exc:  # pendulum raises assorted parser errors
+                    self.fail(args[0], f"invalid {name} literal {text!r}: {exc}")
+        if name in ("matches", "glob") and len(operands) == 2:
+            text = _string_literal(operands[1])
+            if text is not None:
+                try:
+                    (_matches if name == "matches" else _glob)(
+                        celtypes.StringType(""), celtypes.StringType(text)
+                    )
+                except ValueError as exc:
+                    self.fail(operands[1], str(exc))
+
+
+# -- programs --------------------------------------------------------------------------------
+
+_ENV = celpy.Environment()  # one parser; parsing happens only at load, from one thread
+_PARSE_LOCK = threading.Lock()
+_WS = re.compile(r"\s+")
+
+
+@dataclass(frozen=True, slots=True)
+class Program:
+    """A checked, ready-to-run expression. Immutable and safe to share between threads."""
+
+    text: str
+    names: frozenset[str]  # the top-level names it reads
+    _runner: celpy.Runner
+
+    def evaluate(self, activation: Mapping[str, Any]) -> Any:
+        """Evaluate; raises :class:`EvalError` with a short, safe message."""
+        try:
+            return self._runner.evaluate(dict(activation))
+        except CELEvalError as exc:
+            cause = exc.args[1] if len(exc.args) > 1 else None
+            data = isinstance(cause, type) and issubclass(cause, _DATA_ERRORS)
+            raise EvalError(_eval_message(exc), data_dependent=data) from None
+        except (CELUnsupportedError, RecursionError, ArithmeticError, ValueError, TypeError) as exc:
+            message = f"{type(exc).__name__}: {str(exc)[:MAX_ERROR_CHARS]}"
+            raise EvalError(message, data_dependent=isinstance(exc, _DATA_ERRORS)) from None
+
+
+def _eval_message(exc: CELEvalError) -> str:
+    args = exc.args
+    message = str(args[0]) if args else "evaluation error"
+    message = re.sub(r" \(in activation .*", "", message, flags=re.S)
+    detail = args[2] if len(args) > 2 else None
+    if message in ("no such key", "no such member in mapping") and detail:
+        message = f"{message}: {', '.join(repr(str(d)) for d in detail)}"
+    elif message.startswith("found no matching overload") or message == "no such overload":
+        types = re.findall(r"celtypes\.(\w+)Type", message)
+        message = "no such overload" + (
+            f" for ({', '.join(t.lower() for t in types)})" if types else ""
+        )
+    elif detail and isinstance(detail, tuple) and detail:
+        message = f"{message}: {detail[0]}"
+    return _WS.sub(" ", message)[:MAX_ERROR_CHARS]
+
+
+def compile_expression(
+    text: str,
+    names: Mapping[str, Shape],
+    *,
+    hint: Callable[[str], str] = lambda name: "",
+) -> Program:
+    """Parse, check against the known ``names`` and build a program. Raises CompileError."""
+    if len(text) > MAX_EXPRESSION_CHARS:
+        raise CompileError(
+            [CelIssue(f"expression is longer than {MAX_EXPRESSION_CHARS} characters")]
+        )
+    if not text.strip():
+        raise CompileError([CelIssue("expression is empty")])
+    try:
+        with _PARSE_LOCK:
+            ast = _ENV.compile(text)
+    except CELParseError as exc:
+        first = str(exc.args[0]).splitlines()[0] if exc.args else "syntax error"
+        raise CompileError(
+            [CelIssue(f"CEL syntax error near {first.strip()!r}", exc.line or 1, exc.column or 1)]
+        ) from None
+    except RecursionError:
+        raise CompileError([CelIssue("expression is nested too deeply")]) from None
+    checker = _Checker(names, hint)
+    try:
+        checker.visit(ast, {})
+    except RecursionError:
+        raise CompileError([CelIssue("expression is nested too deeply")]) from None
+    if checker.issues:
+        raise CompileError(checker.issues)
+    used = frozenset(
+        str(t.children[0]) for t in ast.iter_subtrees() if t.data == "ident"
+    ) & frozenset(names)
+    runner = _ENV.program(ast, functions=FUNCTION_TABLE)
+    return Program(text=text, names=used, _runner=runner)
+
+
+class ProgramCache:
+    """Shares one program per distinct (expression, context) across policies and revisions."""
+
+    def __init__(self, max_entries: int = 50_000) -> None:
+        self._entries: OrderedDict[tuple[str, Any], Program | CompileError] = OrderedDict()
+        self._max = max_entries
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[str, Any], build: Callable[[], Program]) -> Program:
+        with self._lock:
+            hit = self._entries.get(key)
+            if hit is not None:
+                self._entries.move_to_end(key)
+        if hit is None:
+            try:
+                hit = build()
+            except CompileError as exc:
+                hit = exc
+            with self._lock:
+                self._entries[key] = hit
+                while len(self._entries) > self._max:
+                    self._entries.popitem(last=False)
+        if isinstance(hit, CompileError):
+            raise hit
+        return hit

@@ -1,0 +1,269 @@
+"""Compile a loaded ``PolicySet`` once: CEL programs, globs, and the selection index.
+
+Every expression is parsed and checked (``cel.py``), then probe-evaluated on sample contexts so
+type errors the parse tree cannot show surface at load, with their file position. Identical
+expressions in the same context share one program, across policies and across revisions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from celpy import celtypes
+
+from .cel import (
+    CelIssue,
+    CompileError,
+    EvalError,
+    MapOf,
+    Program,
+    ProgramCache,
+    Shape,
+    compile_expression,
+)
+from .context import (
+    AUTHORITY,
+    base_context,
+    policy_context,
+    policy_value,
+    rule_names,
+    sample_evidence,
+    sample_now,
+    sample_requests,
+    when_hint,
+    when_names,
+)
+from .globs import Glob
+from .index import PrefixIndex
+from .policy import (
+    Expr,
+    ImagePolicy,
+    Issue,
+    PolicyLoadError,
+    PolicySet,
+    PolicyTest,
+    Rule,
+    load_policy_dir,
+)
+from .reference import parse_reference
+
+__all__ = [
+    "CompiledPolicy",
+    "CompiledPolicySet",
+    "CompiledRule",
+    "compile_policy_set",
+    "load_policies",
+]
+
+EVIDENCE_NAMES = frozenset({"signatures", "authorities"})
+_DEFAULT_CACHE = ProgramCache()
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledRule:
+    rule: Rule
+    program: Program
+
+    @property
+    def name(self) -> str:
+        return self.rule.name
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledPolicy:
+    policy: ImagePolicy
+    when: Program | None
+    rules: tuple[CompiledRule, ...]
+    value: Any  # the CEL value of the `policy` name
+    # False when rules decide without looking at evidence: nothing needs fetching then.
+    needs_evidence: bool
+
+    @property
+    def name(self) -> str:
+        return self.policy.name
+
+    def scoped_to(self, name: str, namespace: str, digest: str, *, unknown_applies: bool) -> bool:
+        """Everything of selection but the image globs (which the index and set check)."""
+        p = self.policy
+        if any(g.match(name) for g in p.exclude):
+            return False
+        if p.digests and digest not in p.digests:
+            return False
+        if p.namespaces:
+            if not namespace:
+                return unknown_applies
+            return any(g.match(namespace) for g in p.namespaces)
+        return True
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledPolicySet:
+    """One immutable, compiled policy revision. The request path only ever reads it."""
+
+    revision: str
+    root: str
+    policies: tuple[CompiledPolicy, ...]
+    tests: tuple[PolicyTest, ...] = ()
+    _index: PrefixIndex[tuple[Glob, int]] = field(default_factory=PrefixIndex, repr=False)
+
+    def select(
+        self, name: str, *, namespace: str = "", digest: str = "", unknown_applies: bool = True
+    ) -> list[CompiledPolicy]:
+        """The policies whose globs, exclusions, namespaces and digests select this image.
+
+        ``name`` is the normalised ``registry/repository``. With no namespace known, policies
+        scoped to namespaces apply when ``unknown_applies`` (fail closed), else they are skipped.
+        """
+        hits = {i for glob, i in self._index.candidates(name) if glob.match(name)}
+        out = []
+        for i in sorted(hits):
+            policy = self.policies[i]
+            if policy.scoped_to(name, namespace, digest, unknown_applies=unknown_applies):
+                out.append(policy)
+        return out
+
+
+def _probe_contexts(policy: ImagePolicy) -> list[dict[str, Any]]:
+    contexts = []
+    value = policy_value("sample", "sample")
+    for request in sample_requests():
+        base = base_context(parse_reference(request.image_name), request, sample_now())
+        for verified in (True, False):
+            evidence = [(a.name, sample_evidence(a.kind, verified)) for a in policy.authorities]
+            contexts.append(policy_context(base, value, evidence))
+    return contexts
+
+
+def _probe(program: Program, contexts: Sequence[dict[str, Any]]) -> str:
+    """Why the program cannot be a predicate, or "" when the samples show no problem."""
+    for context in contexts:
+        try:
+            result = program.evaluate(context)
+        except EvalError as exc:
+            if exc.data_dependent:
+                continue  # a missing key or an empty list: depends on the request
+            return f"fails on any input: {exc}"
+        if not isinstance(result, celtypes.BoolType):
+            got = (
+                type(result).__name__.replace("Type", "").lower() if result is not None else "null"
+            )
+            return f"yields a {got}, but must yield true or false"
+    return ""
+
+
+class _Compiler:
+    def __init__(self, cache: ProgramCache) -> None:
+        self.cache = cache
+        self.issues: list[Issue] = []
+
+    def program(
+        self,
+        expr: Expr,
+        what: str,
+        names: dict[str, Shape],
+        hint: Callable[[str], str],
+        contexts: Callable[[], list[dict[str, Any]]],
+        key: Any,
+    ) -> Program | None:
+        def build() -> Program:
+            program = compile_expression(expr.text, names, hint=hint)
+            problem = _probe(program, contexts())
+            if problem:
+                raise CompileError([CelIssue(problem, positioned=False)])
+            return program
+
+        try:
+            return self.cache.get((expr.text, key), build)
+        except CompileError as exc:
+            for issue in exc.issues:
+                mark = expr.locate(issue.line, issue.column) if issue.positioned else expr.mark
+                self.issues.append(Issue(mark, f"{what}: {issue.message}"))
+            return None
+
+    def policy(
+        self, policy: ImagePolicy, revision: str, *, complete: bool = True
+    ) -> CompiledPolicy | None:
+        """Compile one policy. A partial model (``complete=False``) may have lost authorities
+        to validation errors, so its rules are not checked against the authority names."""
+        before = len(self.issues)
+        authorities = tuple(sorted((a.name, a.kind) for a in policy.authorities))
+        authority_key: tuple[Any, ...] = authorities if complete else ("partial", authorities)
+        names = rule_names(a.name for a in policy.authorities)
+        if not complete:
+            names["authorities"] = MapOf("authorities", AUTHORITY)
+        probe_cache: list[list[dict[str, Any]]] = []
+
+        def contexts() -> list[dict[str, Any]]:
+            if not probe_cache:
+                probe_cache.append(_probe_contexts(policy))
+            return probe_cache[0]
+
+        when = None
+        if policy.when is not None:
+            when = self.program(policy.when, "spec.when", when_names(), when_hint, contexts, "when")
+        rules = []
+        for rule in policy.rules:
+            program = self.program(
+                rule.expr,
+                f"rule {rule.name!r}",
+                names,
+                lambda _: "",
+                contexts,
+                ("rule", authority_key),
+            )
+            if program is not None:
+                rules.append(CompiledRule(rule, program))
+        if len(self.issues) > before:
+            return None
+        reads_evidence = any(r.program.names & EVIDENCE_NAMES for r in rules)
+        return CompiledPolicy(
+            policy=policy,
+            when=when,
+            rules=tuple(rules),
+            value=policy_value(policy.name, revision),
+            needs_evidence=bool(policy.authorities) and (not rules or reads_evidence),
+        )
+
+
+def compile_policy_set(
+    policy_set: PolicySet, *, cache: ProgramCache | None = None
+) -> CompiledPolicySet:
+    """Compile every policy of a loaded set; raise PolicyLoadError with every issue found."""
+    compiler = _Compiler(cache or _DEFAULT_CACHE)
+    compiled = [compiler.policy(p, policy_set.revision) for p in policy_set.policies]
+    if compiler.issues:
+        raise PolicyLoadError(compiler.issues)
+    policies = tuple(p for p in compiled if p is not None)
+    index: PrefixIndex[tuple[Glob, int]] = PrefixIndex()
+    for i, policy in enumerate(policies):
+        for glob in policy.policy.images:
+            index.add(glob.prefix, (glob, i))
+    return CompiledPolicySet(
+        revision=policy_set.revision,
+        root=policy_set.root,
+        policies=policies,
+        tests=policy_set.tests,
+        _index=index,
+    )
+
+
+def load_policies(
+    root: str,
+    *,
+    display: str | None = None,
+    cache: ProgramCache | None = None,
+    require_policies: bool = True,
+) -> CompiledPolicySet:
+    """Load and compile a policy directory, reporting every issue of both stages at once."""
+    try:
+        policy_set = load_policy_dir(root, display=display, require_policies=require_policies)
+    except PolicyLoadError as exc:
+        compiler = _Compiler(cache or _DEFAULT_CACHE)
+        for i, policy in enumerate(exc.partial):
+            compiler.policy(policy, "", complete=i < exc.complete)
+        if not compiler.issues:
+            raise
+        raise PolicyLoadError([*exc.issues, *compiler.issues]) from None
+    return compile_policy_set(policy_set, cache=cache)
