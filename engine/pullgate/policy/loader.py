@@ -171,6 +171,8 @@ def load_policy_dir(
                         f"{first_seen[key]}); names must be unique in the directory",
                     )
                 )
+                if isinstance(model, ImagePolicy):
+                    partial.append(model)
                 continue
             first_seen[key] = model.mark
             if isinstance(model, ImagePolicy):
