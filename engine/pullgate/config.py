@@ -1,0 +1,227 @@
+"""The daemon config (``pullgate.yaml``): defaults, validation, and CLI overrides.
+
+Every key has a default, so an empty file (or none) is a valid config. Unknown keys and wrong
+types are errors with FILE:LINE:COL, like policy errors.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TypeVar
+
+from .policy.errors import Issue, Mark, PolicyLoadError
+from .policy.reader import Reader
+from .policy.source import Node, parse_documents
+
+__all__ = [
+    "CacheConfig",
+    "Config",
+    "ConfigError",
+    "NotationConfig",
+    "RegistryConfig",
+    "load_config",
+    "parse_duration",
+]
+
+DEFAULT_SOCKET = "unix:///run/pullgate/pullgate.sock"
+_DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)(ms|h|m|s))+")
+_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
+_UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+T = TypeVar("T")
+
+
+class ConfigError(PolicyLoadError):
+    """A config file that does not load; it carries every issue."""
+
+    def summary(self) -> str:
+        n = len(self.issues)
+        return "\n".join(
+            [f"{n} error{'s' if n != 1 else ''} in the config", *map(str, self.issues)]
+        )
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in a Go-style duration: ``500ms``, ``30s``, ``10m``, ``1h30m``."""
+    if not _DURATION.fullmatch(text):
+        raise ValueError(f"{text!r} is not a duration; write e.g. 500ms, 30s, 10m or 1h")
+    return sum(float(n) * _UNIT[u] for n, u in _PART.findall(text))
+
+
+@dataclass(frozen=True, slots=True)
+class CacheConfig:
+    ttl: float = 600.0
+    failure_ttl: float = 30.0
+    max_entries: int = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class RegistryConfig:
+    insecure: tuple[str, ...] = ()
+    docker_config: str = "~/.docker/config.json"
+    timeout: float = 5.0
+    retries: int = 2
+
+
+@dataclass(frozen=True, slots=True)
+class NotationConfig:
+    backend: str = "auto"
+    binary: str = "notation"
+    timeout: float = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    listen: tuple[str, ...] = (DEFAULT_SOCKET,)
+    policies: str = "/etc/pullgate/policies"
+    default_action: str = "deny"
+    unknown_namespace: str = "apply"
+    cache: CacheConfig = field(default_factory=CacheConfig)
+    registry: RegistryConfig = field(default_factory=RegistryConfig)
+    notation: NotationConfig = field(default_factory=NotationConfig)
+    log_format: str = "json"
+    metrics_address: str = ""
+
+    def with_overrides(self, **changes: str | None) -> Config:
+        """A copy with the given string fields replaced; ``None`` values are ignored."""
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})  # type: ignore[arg-type]
+
+
+class _ConfigReader(Reader):
+    def duration(self, node: Node, what: str) -> float | None:
+        if isinstance(node.value, int | float) and not isinstance(node.value, bool):
+            return float(node.value)
+        text = self.string(node, what)
+        if text is None:
+            return None
+        try:
+            return parse_duration(text)
+        except ValueError as exc:
+            self.fail(node.mark, f"{what}: {exc}")
+            return None
+
+    def section(
+        self, fields: dict[str, Node], key: str, allowed: tuple[str, ...]
+    ) -> dict[str, Node]:
+        if key not in fields:
+            return {}
+        return self.mapping(fields[key], key, allowed=allowed) or {}
+
+
+def _get(fields: dict[str, Node], key: str, read: Callable[[Node], T | None], default: T) -> T:
+    """The value under ``key``, or ``default`` when absent or invalid (the issue is recorded)."""
+    if key not in fields:
+        return default
+    value = read(fields[key])
+    return default if value is None else value
+
+
+def _read(r: _ConfigReader, doc: Node) -> Config:
+    top_keys = ("listen", "policies", "defaultAction", "unknownNamespace")
+    top = r.mapping(
+        doc, "the config", allowed=(*top_keys, "cache", "registry", "notation", "log", "metrics")
+    )
+    if top is None:
+        return Config()
+    d = Config()
+
+    def listen(node: Node) -> tuple[str, ...] | None:
+        values = r.strings(node, "listen", non_empty=True)
+        for value, item in values:
+            if not value.startswith(("unix://", "tcp://")):
+                r.fail(item.mark, f"listen address {value!r} must start with unix:// or tcp://")
+        return tuple(v for v, _ in values)
+
+    cache = r.section(top, "cache", ("ttl", "failureTtl", "maxEntries"))
+    reg = r.section(top, "registry", ("insecure", "dockerConfig", "timeout", "retries"))
+    nota = r.section(top, "notation", ("backend", "binary", "timeout"))
+    log = r.section(top, "log", ("format",))
+    metrics = r.section(top, "metrics", ("address",))
+    return Config(
+        listen=_get(top, "listen", listen, d.listen),
+        policies=_get(top, "policies", lambda n: r.string(n, "policies"), d.policies),
+        default_action=_get(
+            top, "defaultAction", lambda n: r.choice(n, "defaultAction", ("deny", "allow")), "deny"
+        ),
+        unknown_namespace=_get(
+            top,
+            "unknownNamespace",
+            lambda n: r.choice(n, "unknownNamespace", ("apply", "skip")),
+            "apply",
+        ),
+        cache=CacheConfig(
+            ttl=_get(cache, "ttl", lambda n: r.duration(n, "cache.ttl"), d.cache.ttl),
+            failure_ttl=_get(
+                cache,
+                "failureTtl",
+                lambda n: r.duration(n, "cache.failureTtl"),
+                d.cache.failure_ttl,
+            ),
+            max_entries=_get(
+                cache, "maxEntries", lambda n: r.integer(n, "cache.maxEntries"), d.cache.max_entries
+            ),
+        ),
+        registry=RegistryConfig(
+            insecure=_get(
+                reg,
+                "insecure",
+                lambda n: tuple(v for v, _ in r.strings(n, "registry.insecure")),
+                (),
+            ),
+            docker_config=_get(
+                reg,
+                "dockerConfig",
+                lambda n: r.string(n, "registry.dockerConfig"),
+                d.registry.docker_config,
+            ),
+            timeout=_get(
+                reg, "timeout", lambda n: r.duration(n, "registry.timeout"), d.registry.timeout
+            ),
+            retries=_get(
+                reg, "retries", lambda n: r.integer(n, "registry.retries"), d.registry.retries
+            ),
+        ),
+        notation=NotationConfig(
+            backend=_get(
+                nota,
+                "backend",
+                lambda n: r.choice(n, "notation.backend", ("auto", "cli", "native")),
+                "auto",
+            ),
+            binary=_get(nota, "binary", lambda n: r.string(n, "notation.binary"), "notation"),
+            timeout=_get(
+                nota, "timeout", lambda n: r.duration(n, "notation.timeout"), d.notation.timeout
+            ),
+        ),
+        log_format=_get(
+            log, "format", lambda n: r.choice(n, "log.format", ("json", "text")), "json"
+        ),
+        metrics_address=_get(
+            metrics, "address", lambda n: r.string(n, "metrics.address", allow_empty=True), ""
+        ),
+    )
+
+
+def load_config(path: str | Path | None) -> Config:
+    """Read a config file; ``None`` gives the defaults. Raises ConfigError with every issue."""
+    if path is None:
+        return Config()
+    shown = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError([Issue(Mark(shown, 1, 1), f"cannot read the config: {exc}")]) from None
+    docs, issues = parse_documents(text, shown)
+    if issues:
+        raise ConfigError(issues)
+    if len(docs) > 1:
+        raise ConfigError([Issue(docs[1].mark, "the config is one YAML document; remove '---'")])
+    if not docs:
+        return Config()
+    r = _ConfigReader()
+    config = _read(r, docs[0])
+    if r.issues:
+        raise ConfigError(r.issues)
+    return config

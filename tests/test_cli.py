@@ -1,0 +1,189 @@
+"""The pullgate command as users run it: a real subprocess, exit codes, stdout and stderr."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import KEY_A, REPO, indent_pem, write_files
+
+DIGEST = "sha256:" + "b" * 64
+# The console script the package installs, next to the interpreter running the tests.
+PULLGATE = Path(sys.executable).parent / "pullgate"
+
+
+def pullgate(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(PULLGATE), *args], capture_output=True, text=True, cwd=cwd, timeout=60
+    )
+
+
+POLICY = f"""
+apiVersion: pullgate.dev/v1alpha1
+kind: ImagePolicy
+metadata: {{name: signed}}
+spec:
+  images: ["ghcr.io/acme/**"]
+  authorities:
+    - name: release
+      key:
+        publicKey: |
+{indent_pem(KEY_A, 10)}
+---
+apiVersion: pullgate.dev/v1alpha1
+kind: ImagePolicy
+metadata: {{name: tools}}
+spec:
+  images: ["docker.io/library/busybox"]
+  namespaces: ["tools"]
+  rules:
+    - name: run-only-in-tools
+      expr: request.namespace == "tools"
+      message: busybox runs only in the tools namespace
+"""
+
+
+@pytest.fixture
+def policies(tmp_path: Path) -> Path:
+    return write_files(tmp_path / "policies", {"p.yaml": POLICY})
+
+
+def test_check_ok(policies: Path) -> None:
+    r = pullgate("check", str(policies))
+    assert r.returncode == 0, r.stderr
+    assert "OK: 2 policies, 1 rules" in r.stdout
+
+
+def test_check_reports_every_error_as_file_line_col(tmp_path: Path) -> None:
+    bad = write_files(
+        tmp_path / "bad",
+        {
+            "a.yaml": POLICY.replace("name: signed", "name: Signed"),
+            "b.yaml": POLICY.replace('request.namespace == "tools"', "request.namespce == 1"),
+        },
+    )
+    r = pullgate("check", str(bad))
+    assert r.returncode == 1
+    lines = r.stderr.splitlines()
+    assert lines[0] == "3 errors in the policy revision; nothing was applied"
+    assert lines[1].startswith(f"{bad}/a.yaml:3:18: metadata.name 'Signed' must be a DNS-1123")
+    assert lines[2].startswith(
+        f"{bad}/b.yaml:15:1: duplicate ImagePolicy name 'tools' (first defined at {bad}/a.yaml:15:1)"
+    )
+    assert lines[3].startswith(
+        f"{bad}/b.yaml:23:21: rule 'run-only-in-tools': request has no field 'namespce'; "
+        "did you mean 'namespace'?"
+    )
+    assert r.stdout == ""
+
+
+def test_check_empty_directory_is_invalid(tmp_path: Path) -> None:
+    r = pullgate("check", str(tmp_path))
+    assert r.returncode == 1
+    assert "no ImagePolicy documents" in r.stderr
+
+
+def test_verify_denied_exit_1_with_reason(policies: Path) -> None:
+    r = pullgate("verify", f"ghcr.io/acme/app@{DIGEST}", "--policies", str(policies))
+    assert r.returncode == 1
+    assert r.stdout.startswith(f"DENIED ghcr.io/acme/app@{DIGEST}\n")
+    assert 'reason:   denied: policy "signed": no authority verified (release: no verifier for key yet)' in r.stdout
+    decision = json.loads(r.stderr.strip().splitlines()[-1])
+    assert decision["event"] == "decision" and decision["ok"] is False
+
+
+def test_verify_allowed_exit_0(policies: Path) -> None:
+    r = pullgate(
+        "verify", "busybox:1.36", "--policies", str(policies), "--namespace", "tools", "--digest", DIGEST
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.stdout.startswith("ALLOWED docker.io/library/busybox:1.36@" + DIGEST)
+    assert "rule run-only-in-tools: true" in r.stdout
+
+
+def test_verify_json_is_the_verify_response(policies: Path) -> None:
+    r = pullgate(
+        "verify", "busybox", "--policies", str(policies), "--namespace", "default", "--json"
+    )
+    assert r.returncode == 1
+    doc = json.loads(r.stdout)
+    assert doc["ok"] is False
+    assert doc["reason"] == (
+        'denied: no policy selects docker.io/library/busybox and the default action is deny'
+    )
+    assert set(doc) == {"ok", "reason", "decisionId", "policyRevision", "policies", "warnings", "cached"}
+
+
+def test_verify_unknown_namespace_applies_namespace_policies(policies: Path) -> None:
+    r = pullgate("verify", "busybox", "--policies", str(policies), "--json")
+    doc = json.loads(r.stdout)
+    assert r.returncode == 1
+    assert doc["reason"].startswith('denied: policy "tools" rule "run-only-in-tools" failed')
+    r = pullgate(
+        "verify", "busybox", "--policies", str(policies), "--json", "--unknown-namespace", "skip"
+    )
+    assert r.returncode == 1 and "no policy selects" in json.loads(r.stdout)["reason"]
+
+
+def test_verify_default_action_from_config(policies: Path, tmp_path: Path) -> None:
+    config = tmp_path / "pullgate.yaml"
+    config.write_text(f"policies: {policies}\ndefaultAction: allow\n")
+    r = pullgate("verify", "docker.io/library/redis", "--config", str(config))
+    assert r.returncode == 0
+    assert "the default action is allow" in r.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["NGINX"], "repository names must be lowercase"),
+        (["nginx", "--digest", "sha256:xyz"], "--digest"),
+        (["nginx", "--policies", "/nonexistent"], "policy directory does not exist"),
+        (["nginx", "--label", "novalue"], "--label takes KEY=VALUE"),
+    ],
+)
+def test_verify_errors_exit_2(policies: Path, args: list[str], message: str) -> None:
+    if "--policies" not in args:
+        args = [*args, "--policies", str(policies)]
+    r = pullgate("verify", *args)
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert message in r.stderr
+    assert "ALLOWED" not in r.stdout
+
+
+def test_verify_bad_config_exit_2(tmp_path: Path) -> None:
+    config = tmp_path / "pullgate.yaml"
+    config.write_text("defaultAction: maybe\n")
+    r = pullgate("verify", "nginx", "--config", str(config))
+    assert r.returncode == 2
+    assert f"{config}:1:16: defaultAction must be one of deny, allow" in r.stderr
+
+
+def test_test_command(tmp_path: Path) -> None:
+    r = pullgate("test", "policies")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.stdout.rstrip().endswith("7 passed, 0 failed")
+    r = pullgate("test", "samples/policies")
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_test_command_fails_on_a_wrong_case(policies: Path) -> None:
+    (policies / "t.yaml").write_text(
+        "apiVersion: pullgate.dev/v1alpha1\nkind: PolicyTest\nmetadata: {name: t}\nspec:\n"
+        "  cases:\n    - name: wrong\n      image: ghcr.io/acme/x\n      expect: {ok: true}\n"
+    )
+    r = pullgate("test", str(policies))
+    assert r.returncode == 1
+    assert f"FAIL t / wrong  ({policies}/t.yaml:6:7)" in r.stdout
+    assert "expected allowed, got denied" in r.stdout
+    assert r.stdout.rstrip().endswith("0 passed, 1 failed")
+
+
+def test_test_command_without_cases_fails(policies: Path) -> None:
+    r = pullgate("test", str(policies))
+    assert r.returncode == 1
+    assert "no PolicyTest cases found" in r.stderr
