@@ -24,12 +24,13 @@ from typing import Any, ClassVar, cast
 
 import celpy
 import lark
+import lark.exceptions
 import re2
 from celpy import celtypes
-from celpy.celparser import CELParseError
-from celpy.evaluation import CELEvalError, CELUnsupportedError, celstr
+from celpy.celparser import CELParser
+from celpy.evaluation import CELEvalError, CELUnsupportedError, base_functions, celstr
 
-from .globs import GlobError, glob_match
+from .globs import MAX_PATTERN_CHARS, GlobError, glob_match
 
 __all__ = [
     "MAX_EXPRESSION_CHARS",
@@ -80,6 +81,7 @@ _MISSING_HINTS = {
 Tree = lark.Tree[Any]
 _RE2_OPTIONS = re2.Options()
 _RE2_OPTIONS.log_errors = False
+_RE2_OPTIONS.max_mem = 8 << 20
 
 
 # -- shapes: what the static check knows about the context -----------------------------------
@@ -155,6 +157,8 @@ _DATA_ERRORS = (KeyError, IndexError, ValueError, ArithmeticError)
 
 @lru_cache(maxsize=2048)
 def _regex(pattern: str) -> Any:
+    if len(pattern) > MAX_PATTERN_CHARS:  # patterns can come from data (annotations)
+        raise re2.error(f"pattern is longer than {MAX_PATTERN_CHARS} characters")
     return re2.compile(pattern, _RE2_OPTIONS)
 
 
@@ -186,6 +190,46 @@ def _re2_message(exc: Exception) -> str:
     arg = exc.args[0] if exc.args else exc
     return arg.decode() if isinstance(arg, bytes) else str(arg)
 
+
+def _worse(x: CELEvalError, y: CELEvalError) -> CELEvalError:
+    """``error || error`` is an error: keep one of the originals (cel-python would replace both
+    with a generic "no such overload" and lose whether the failure depends on the data)."""
+    for e in (x, y):
+        cause = e.args[1] if len(e.args) > 1 else None
+        if not (isinstance(cause, type) and issubclass(cause, _DATA_ERRORS)):
+            return e
+    return x
+
+
+def _or(x: Any, y: Any) -> Any:
+    if isinstance(x, CELEvalError) and isinstance(y, CELEvalError):
+        return _worse(x, y)
+    return _LOGICAL_OR(x, y)
+
+
+def _and(x: Any, y: Any) -> Any:
+    if isinstance(x, CELEvalError) and isinstance(y, CELEvalError):
+        return _worse(x, y)
+    return _LOGICAL_AND(x, y)
+
+
+def _keep_error_causes() -> None:
+    """Make ``||``, ``&&``, ``exists`` and ``all`` keep the cause of an error.
+
+    cel-python turns ``error || error`` into a generic "no such overload" type error, which
+    would make a rule like ``a["x"] == 1 || a["y"] == 2`` look ill-typed at load (the probe
+    rejects type errors) when it only depends on the data. The operators are looked up in
+    ``base_functions`` and the macros call ``celtypes.logical_or/and`` directly, so both are
+    replaced, once, with versions that differ only in that case. cel-python is pinned <0.6.
+    """
+    celtypes.logical_or = _or
+    celtypes.logical_and = _and
+    base_functions["_||_"] = _or
+    base_functions["_&&_"] = _and
+
+
+_LOGICAL_OR, _LOGICAL_AND = celtypes.logical_or, celtypes.logical_and
+_keep_error_causes()
 
 FUNCTION_TABLE: dict[str, Callable[..., Any]] = {"matches": _matches, "glob": _glob}
 
@@ -330,7 +374,8 @@ class _Checker:
         if name in TYPE_NAMES:
             return None
         if name in RESERVED:
-            self.fail(tok, f"{name!r} is a reserved word in CEL")
+            instead = "; use request.namespace" if name == "namespace" else ""
+            self.fail(tok, f"{name!r} is a reserved word in CEL{instead}")
             return None
         self.fail(tok, f"unknown name {name!r}{_suggest(name, self.names)}{self.hint(name)}")
         return None
@@ -503,6 +548,8 @@ class _Checker:
 
 _ENV = celpy.Environment()  # one parser; parsing happens only at load, from one thread
 _PARSE_LOCK = threading.Lock()
+assert CELParser.CEL_PARSER is not None  # built by Environment() above
+_PARSER: lark.Lark = CELParser.CEL_PARSER
 _WS = re.compile(r"\s+")
 
 
@@ -544,6 +591,49 @@ def _eval_message(exc: CELEvalError) -> str:
     return _WS.sub(" ", message)[:MAX_ERROR_CHARS]
 
 
+def _fill_positions(ast: Tree, text: str) -> None:
+    """Give tokens that cel-python's lexer leaves without a position (``true``, ``false``,
+    ``null``) the position of their text, so errors can point at them."""
+    starts = [0]
+    for line in text.split("\n"):
+        starts.append(starts[-1] + len(line) + 1)
+    cursor = 0
+    for tok in ast.scan_values(lambda v: isinstance(v, lark.Token)):
+        if tok.line and tok.column:
+            cursor = starts[tok.line - 1] + tok.column - 1 + len(tok)
+            continue
+        at = text.find(str(tok), cursor)
+        if at < 0:
+            continue
+        row = max(i for i, start in enumerate(starts) if start <= at)
+        tok.line, tok.column = row + 1, at - starts[row] + 1
+        cursor = at + len(tok)
+
+
+_TERMINALS = {"RPAR": "')'", "RSQB": "']'", "RBRACE": "'}'", "COLON": "':'", "COMMA": "','"}
+_CHAR_HINTS = {
+    "=": " (compare with ==)",
+    "&": " (write && for and)",
+    "|": " (write || for or)",
+    '"': " (a string that is not closed?)",
+    "'": " (a string that is not closed?)",
+}
+
+
+def _syntax_message(exc: lark.exceptions.UnexpectedInput) -> str:
+    expected = set(getattr(exc, "expected", None) or getattr(exc, "allowed", None) or ())
+    wants = sorted(_TERMINALS[t] for t in expected if t in _TERMINALS)
+    if "IDENT" in expected or "INT_LIT" in expected:
+        wants.insert(0, "a value")
+    want = f"; expected {' or '.join(wants)}" if wants else ""
+    if isinstance(exc, lark.exceptions.UnexpectedCharacters):
+        return f"CEL syntax error: unexpected character {exc.char!r}{_CHAR_HINTS.get(exc.char, '')}"
+    token = getattr(exc, "token", None)
+    if token is None or token.type == "$END":
+        return f"CEL syntax error: the expression ends too early{want}"
+    return f"CEL syntax error: unexpected {str(token)!r}{want}"
+
+
 def compile_expression(
     text: str,
     names: Mapping[str, Shape],
@@ -558,24 +648,23 @@ def compile_expression(
     if not text.strip():
         raise CompileError([CelIssue("expression is empty")])
     try:
-        with _PARSE_LOCK:
-            ast = _ENV.compile(text)
-    except CELParseError as exc:
-        first = str(exc.args[0]).splitlines()[0] if exc.args else "syntax error"
-        raise CompileError(
-            [CelIssue(f"CEL syntax error near {first.strip()!r}", exc.line or 1, exc.column or 1)]
-        ) from None
+        with _PARSE_LOCK:  # cel-python's parser is one shared instance
+            ast = _PARSER.parse(text)
+    except lark.exceptions.UnexpectedInput as exc:
+        issue = CelIssue(_syntax_message(exc), exc.line or 1, exc.column or 1)
+        raise CompileError([issue]) from None
     except RecursionError:
         raise CompileError([CelIssue("expression is nested too deeply")]) from None
     checker = _Checker(names, hint)
     try:
+        _fill_positions(ast, text)
         checker.visit(ast, {})
     except RecursionError:
         raise CompileError([CelIssue("expression is nested too deeply")]) from None
     if checker.issues:
         raise CompileError(checker.issues)
     used = frozenset(
-        str(t.children[0]) for t in ast.iter_subtrees() if t.data == "ident"
+        str(t.children[0]) for t in ast.iter_subtrees() if t.data in ("ident", "dot_ident")
     ) & frozenset(names)
     runner = _ENV.program(ast, functions=FUNCTION_TABLE)
     return Program(text=text, names=used, _runner=runner)

@@ -18,10 +18,12 @@ from functools import lru_cache
 
 import re2
 
-__all__ = ["Glob", "GlobError", "compile_glob", "glob_match"]
+__all__ = ["MAX_PATTERN_CHARS", "Glob", "GlobError", "compile_glob", "glob_match"]
 
+MAX_PATTERN_CHARS = 4096
 _RE2_OPTIONS = re2.Options()
 _RE2_OPTIONS.log_errors = False
+_RE2_OPTIONS.max_mem = 8 << 20
 
 # Characters that may appear in a normalised image name, besides the wildcards. Hosts keep
 # ":" (ports) and brackets (IPv6).
@@ -135,12 +137,19 @@ def compile_glob(pattern: str, *, kind: str = "image") -> Glob:
             raise GlobError(f"namespace glob {pattern!r} has '/', but namespaces never do")
     elif kind != "text":
         raise ValueError(f"unknown glob kind {kind!r}")
+    elif not pattern:
+        raise GlobError("glob pattern is empty; it would only match an empty string")
+    if len(pattern) > MAX_PATTERN_CHARS:
+        raise GlobError(f"glob pattern is longer than {MAX_PATTERN_CHARS} characters")
     prefix: list[str] = []
     for seg in pattern.split("/"):
         if _WILDCARD.search(seg):
             break
         prefix.append(seg)
-    regex = re2.compile(_translate(pattern), _RE2_OPTIONS)
+    try:
+        regex = re2.compile(_translate(pattern), _RE2_OPTIONS)
+    except re2.error as exc:  # e.g. "pattern too large" for huge inputs
+        raise GlobError(f"glob pattern {pattern[:60]!r} cannot be compiled: {exc}") from None
     return Glob(pattern=pattern, prefix=tuple(prefix), _regex=regex)
 
 

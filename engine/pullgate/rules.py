@@ -106,6 +106,7 @@ class CompiledPolicySet:
     root: str
     policies: tuple[CompiledPolicy, ...]
     tests: tuple[PolicyTest, ...] = ()
+    references: tuple[str, ...] = ()  # files policies read through `path:` (for reload)
     _index: PrefixIndex[tuple[Glob, int]] = field(default_factory=PrefixIndex, repr=False)
 
     def select(
@@ -166,10 +167,12 @@ class _Compiler:
         hint: Callable[[str], str],
         contexts: Callable[[], list[dict[str, Any]]],
         key: Any,
+        *,
+        probe: bool = True,
     ) -> Program | None:
         def build() -> Program:
             program = compile_expression(expr.text, names, hint=hint)
-            problem = _probe(program, contexts())
+            problem = _probe(program, contexts()) if probe else ""
             if problem:
                 raise CompileError([CelIssue(problem, positioned=False)])
             return program
@@ -190,6 +193,7 @@ class _Compiler:
         before = len(self.issues)
         authorities = tuple(sorted((a.name, a.kind) for a in policy.authorities))
         authority_key: tuple[Any, ...] = authorities if complete else ("partial", authorities)
+        when_key = "when" if complete else "partial-when"
         names = rule_names(a.name for a in policy.authorities)
         if not complete:
             names["authorities"] = MapOf("authorities", AUTHORITY)
@@ -202,7 +206,15 @@ class _Compiler:
 
         when = None
         if policy.when is not None:
-            when = self.program(policy.when, "spec.when", when_names(), when_hint, contexts, "when")
+            when = self.program(
+                policy.when,
+                "spec.when",
+                when_names(),
+                when_hint,
+                contexts,
+                when_key,
+                probe=complete,
+            )
         rules = []
         for rule in policy.rules:
             program = self.program(
@@ -212,6 +224,7 @@ class _Compiler:
                 lambda _: "",
                 contexts,
                 ("rule", authority_key),
+                probe=complete,  # a partial model's samples would miss authorities
             )
             if program is not None:
                 rules.append(CompiledRule(rule, program))
@@ -245,6 +258,7 @@ def compile_policy_set(
         root=policy_set.root,
         policies=policies,
         tests=policy_set.tests,
+        references=policy_set.references,
         _index=index,
     )
 

@@ -1,7 +1,7 @@
 """Policy documents: load a directory into validated models, or every reason it cannot be."""
 
 from .errors import Issue, Mark, PolicyLoadError
-from .loader import load_policy_dir
+from .loader import fingerprint, load_policy_dir
 from .model import (
     Authority,
     Expect,
@@ -31,5 +31,6 @@ __all__ = [
     "PolicyTest",
     "Rule",
     "TestCase",
+    "fingerprint",
     "load_policy_dir",
 ]

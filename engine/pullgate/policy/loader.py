@@ -17,7 +17,7 @@ from .model import ImagePolicy, PolicySet, PolicyTest
 from .schema import read_document
 from .source import parse_documents
 
-__all__ = ["MAX_FILE_BYTES", "load_policy_dir"]
+__all__ = ["MAX_FILE_BYTES", "fingerprint", "load_policy_dir"]
 
 MAX_FILE_BYTES = 1 << 20
 _SUFFIXES = (".yaml", ".yml")
@@ -99,8 +99,39 @@ class _FileRefs:
         if len(data) > MAX_FILE_BYTES:
             self.issues.append(Issue(mark, f"{name!r} is larger than {MAX_FILE_BYTES} bytes"))
             return None
-        self.seen[str(path)] = data
+        self.seen[str(path.absolute())] = data
         return data
+
+
+def _revision(contents: list[tuple[str, bytes]], refs: dict[str, bytes]) -> str:
+    digest = hashlib.sha256()
+    for display_path, data in contents:
+        digest.update(display_path.encode() + b"\0" + data + b"\0")
+    for _, data in sorted(refs.items()):  # by absolute path; the names are in the files
+        digest.update(b"ref\0" + data + b"\0")
+    return digest.hexdigest()[:16]
+
+
+def fingerprint(
+    root: str | os.PathLike[str], references: tuple[str, ...] = (), *, display: str | None = None
+) -> str | None:
+    """The revision ``root`` would load as, without parsing anything.
+
+    ``references`` are the files the last load read through ``path:`` keys. Returns None when
+    something cannot be read (a full load will say what).
+    """
+    root_path = Path(root)
+    shown = display if display is not None else str(root)
+    if not root_path.is_dir():
+        return None
+    issues: list[Issue] = []
+    files = _scan(root_path, shown, issues)
+    try:
+        contents = [(d, real.read_bytes()) for d, real in files]
+        refs = {name: Path(name).read_bytes() for name in references}
+    except OSError:
+        return None
+    return None if issues else _revision(contents, refs)
 
 
 def load_policy_dir(
@@ -119,7 +150,7 @@ def load_policy_dir(
     issues: list[Issue] = []
     files = _scan(root_path, shown, issues)
     refs = _FileRefs(root_path, issues)
-    digest = hashlib.sha256()
+    contents: list[tuple[str, bytes]] = []
     policies: list[ImagePolicy] = []
     tests: list[PolicyTest] = []
     first_seen: dict[tuple[str, str], Mark] = {}
@@ -140,7 +171,7 @@ def load_policy_dir(
                 )
             )
             continue
-        digest.update(display_path.encode() + b"\0" + data + b"\0")
+        contents.append((display_path, data))
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError as exc:
@@ -190,11 +221,10 @@ def load_policy_dir(
         )
     if issues:
         raise PolicyLoadError(issues, partial=[*policies, *partial], complete=len(policies))
-    for name, data in sorted(refs.seen.items()):
-        digest.update(b"ref\0" + name.encode() + b"\0" + data + b"\0")
     return PolicySet(
         root=str(root_path),
-        revision=digest.hexdigest()[:16],
+        revision=_revision(contents, refs.seen),
+        references=tuple(sorted(refs.seen)),
         policies=tuple(sorted(policies, key=lambda p: p.name)),
         tests=tuple(tests),
         files=tuple(d for d, _ in files),

@@ -37,19 +37,47 @@ Mode = Literal["enforce", "audit"]
 class Expr:
     """A CEL expression with where it sits in its file."""
 
-    text: str
-    mark: Mark
-    style: str = ""  # YAML scalar style: "" plain, quotes, or "|" / ">" block
-    indent: int = 0
+    text: str  # the value YAML gives
+    mark: Mark  # where its scalar starts
+    source: str = ""  # the scalar as written: quotes, escapes, folding and indentation included
 
     def locate(self, line: int, column: int) -> Mark:
-        """The file position of (line, column), 1-based, inside the expression."""
-        if self.style in ("|", ">"):
-            return Mark(self.mark.file, self.mark.line + line, self.indent + column)
-        if line > 1:  # a multi-line flow scalar: point at the expression itself
+        """The file position of (line, column), 1-based, inside the expression's text.
+
+        YAML changes text on the way in (quotes and escapes go, folded lines join, block
+        indentation is stripped), so the value is aligned with its source: each character of
+        the value is found in order in the source, and the wanted one's position is mapped
+        back to a file line and column.
+        """
+        lines = self.text.split("\n")
+        if not self.source or line > len(lines):
             return self.mark
-        quote = 1 if self.style in ('"', "'") else 0
-        return Mark(self.mark.file, self.mark.line, self.mark.column + quote + column - 1)
+        offset = sum(len(t) + 1 for t in lines[: line - 1]) + column - 1
+        at = _align(self.text, self.source, min(offset, len(self.text)))
+        before = self.source[:at]
+        newlines = before.count("\n")
+        if not newlines:
+            return Mark(self.mark.file, self.mark.line, self.mark.column + at)
+        return Mark(self.mark.file, self.mark.line + newlines, at - before.rfind("\n"))
+
+
+def _align(value: str, source: str, offset: int) -> int:
+    """The index in ``source`` of the character at ``offset`` in ``value``."""
+    pos = 0
+    if source[:1] in ("'", '"'):
+        pos = 1  # past the opening quote (a plain scalar cannot start with one)
+    elif source[:1] in ("|", ">"):
+        pos = source.find("\n") + 1  # past the block header ("|", ">-", "|2", ...)
+    for i, ch in enumerate(value):
+        if ch.isspace() and i != offset:
+            continue  # folding and indentation change whitespace; anchor on the rest
+        found = source.find(ch, pos)
+        if found < 0:
+            return pos
+        if i == offset:
+            return found
+        pos = found + 1
+    return pos
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +187,7 @@ class PolicySet:
     policies: tuple[ImagePolicy, ...]
     tests: tuple[PolicyTest, ...] = ()
     files: tuple[str, ...] = ()
+    references: tuple[str, ...] = ()  # files read through `path:` keys
 
     def by_name(self) -> Mapping[str, ImagePolicy]:
         return {p.name: p for p in self.policies}

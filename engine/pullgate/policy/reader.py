@@ -52,6 +52,8 @@ class Reader:
         allowed: Iterable[str],
         required: Iterable[str] = (),
     ) -> dict[str, Node] | None:
+        if node.invalid:
+            return None
         if not isinstance(node.value, dict):
             self.fail(node.mark, f"{what} must be a mapping, got {node.type_name}")
             return None
@@ -66,6 +68,8 @@ class Reader:
         return {k: v for k, v in node.value.items() if k in allowed}
 
     def string(self, node: Node, what: str, *, allow_empty: bool = False) -> str | None:
+        if node.invalid:
+            return None
         if not isinstance(node.value, str):
             quote = " (quote it)" if isinstance(node.value, bool | int | float) else ""
             self.fail(node.mark, f"{what} must be a string, got {node.type_name}{quote}")
@@ -76,8 +80,15 @@ class Reader:
         return node.value
 
     def choice(self, node: Node, what: str, choices: Iterable[str]) -> str | None:
-        value = self.string(node, what)
         choices = tuple(choices)
+        if isinstance(node.value, bool | int | float):
+            self.fail(
+                node.mark,
+                f"{what} must be one of {', '.join(choices)}, got {node.type_name} "
+                "(YAML reads unquoted yes/no/on/off and numbers that way; quote the value)",
+            )
+            return None
+        value = self.string(node, what)
         if value is not None and value not in choices:
             self.fail(
                 node.mark,
@@ -88,18 +99,24 @@ class Reader:
         return value
 
     def boolean(self, node: Node, what: str) -> bool | None:
+        if node.invalid:
+            return None
         if not isinstance(node.value, bool):
             self.fail(node.mark, f"{what} must be true or false, got {node.type_name}")
             return None
         return node.value
 
     def integer(self, node: Node, what: str) -> int | None:
+        if node.invalid:
+            return None
         if isinstance(node.value, bool) or not isinstance(node.value, int):
             self.fail(node.mark, f"{what} must be an integer, got {node.type_name}")
             return None
         return node.value
 
     def items(self, node: Node, what: str, *, non_empty: bool = False) -> list[Node]:
+        if node.invalid:
+            return []
         if not isinstance(node.value, list):
             self.fail(node.mark, f"{what} must be a list, got {node.type_name}")
             return []
@@ -116,6 +133,8 @@ class Reader:
         return out
 
     def string_map(self, node: Node, what: str) -> dict[str, str]:
+        if node.invalid:
+            return {}
         if not isinstance(node.value, dict):
             self.fail(node.mark, f"{what} must be a mapping of strings, got {node.type_name}")
             return {}
@@ -141,7 +160,7 @@ class Reader:
         text = self.string(node, what)
         if text is None:
             return None
-        return Expr(text=text, mark=node.mark, style=node.style, indent=node.indent)
+        return Expr(text=text, mark=node.mark, source=node.source)
 
     def globs(
         self, node: Node, what: str, kind: str, *, non_empty: bool = False

@@ -15,7 +15,11 @@ from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
-from cryptography.hazmat.primitives.serialization import load_pem_public_key
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    PublicFormat,
+    load_pem_public_key,
+)
 
 from ..evidence import Evidence, Signature
 from ..reference import InvalidReference, parse_digest, parse_reference
@@ -88,7 +92,9 @@ def _key(r: Reader, node: Node, what: str) -> KeyAuthority | None:
             f"{what}: {type(key).__name__} keys are not supported; use ECDSA, RSA or Ed25519",
         )
         return None
-    return KeyAuthority(public_key=data.decode("ascii", "replace"), tlog=tlog)  # type: ignore[arg-type]
+    # Re-encoded, so the same key written with other line endings or wrapping is one authority.
+    pem = key.public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo).decode("ascii")
+    return KeyAuthority(public_key=pem, tlog=tlog)  # type: ignore[arg-type]
 
 
 def _one_of(
@@ -204,8 +210,8 @@ def _notation(r: Reader, node: Node, what: str) -> NotationAuthority | None:
             source = r.pem(sf, store, f"{what}.trustStore", "certificates")
             if source is not None:
                 try:
-                    x509.load_pem_x509_certificates(source[0])
-                    pem = source[0].decode("ascii", "replace")
+                    certs = x509.load_pem_x509_certificates(source[0])
+                    pem = "".join(c.public_bytes(Encoding.PEM).decode("ascii") for c in certs)
                 except ValueError:
                     r.fail(
                         source[1].mark,

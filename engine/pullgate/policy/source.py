@@ -27,6 +27,8 @@ _SCALAR_TAGS = {
     "tag:yaml.org,2002:bool",
     "tag:yaml.org,2002:null",
 }
+_MAP, _SEQ = "tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"
+_NULL, _TIMESTAMP = "tag:yaml.org,2002:null", "tag:yaml.org,2002:timestamp"
 _TYPE_NAMES = {
     str: "a string",
     bool: "a boolean",
@@ -46,9 +48,9 @@ class Node:
 
     value: Scalar | list[Node] | dict[str, Node]
     mark: Mark
-    style: str = ""  # scalar style: "" plain, '"', "'", "|", ">"
-    indent: int = 0  # block scalars: the indentation of their first content line
+    source: str = ""  # scalars: their text as written in the file, quotes and all
     key_marks: dict[str, Mark] = field(default_factory=dict)
+    invalid: bool = False  # already reported: later checks stay quiet about it
 
     @property
     def type_name(self) -> str:
@@ -75,30 +77,45 @@ class _Converter:
         self.count += 1
         if self.count > MAX_NODES_PER_FILE:
             raise _TooLarge
-        if isinstance(node, yaml.MappingNode):
-            return self._mapping(node)
-        if isinstance(node, yaml.SequenceNode):
+        if isinstance(node, yaml.MappingNode | yaml.SequenceNode):
+            expected = _MAP if isinstance(node, yaml.MappingNode) else _SEQ
+            if node.tag != expected:
+                return self._refuse(node)
+            if isinstance(node, yaml.MappingNode):
+                return self._mapping(node)
             return Node([self.convert(item) for item in node.value], self.mark(node))
         return self._scalar(node)
+
+    def _refuse(self, node: yaml.Node) -> Node:
+        mark = self.mark(node)
+        if node.tag == _TIMESTAMP:
+            message = f"YAML reads {node.value!r} as a date, not a string (quote it)"
+        else:
+            message = f"YAML tag {node.tag!r} is not allowed; policies hold plain data only"
+        self.issues.append(Issue(mark, message))
+        return Node(None, mark, invalid=True)
+
+    def _text(self, node: yaml.Node) -> str:
+        """The node's text as written (lines are those of the file)."""
+        start, end = node.start_mark, node.end_mark
+        if start.line == end.line:
+            return self.lines[start.line][start.column : end.column]
+        parts = [self.lines[start.line][start.column :]]
+        parts.extend(self.lines[start.line + 1 : end.line])
+        if end.line < len(self.lines):
+            parts.append(self.lines[end.line][: end.column])
+        return "\n".join(parts)
 
     def _scalar(self, node: yaml.Node) -> Node:
         mark = self.mark(node)
         if node.tag not in _SCALAR_TAGS:
-            self.issues.append(
-                Issue(mark, f"YAML tag {node.tag!r} is not allowed; policies hold plain data only")
-            )
-            return Node(None, mark)
+            return self._refuse(node)
         try:
             value = self.constructor.construct_object(node)
         except ConstructorError as exc:
             self.issues.append(Issue(mark, f"bad YAML value: {exc.problem}"))
-            return Node(None, mark)
-        style = getattr(node, "style", None) or ""
-        indent = 0
-        if style in ("|", ">") and node.start_mark.line + 1 < len(self.lines):
-            first = self.lines[node.start_mark.line + 1]
-            indent = len(first) - len(first.lstrip(" "))
-        return Node(value, mark, style=style, indent=indent)
+            return Node(None, mark, invalid=True)
+        return Node(value, mark, source=self._text(node) if isinstance(value, str) else "")
 
     def _mapping(self, node: yaml.MappingNode) -> Node:
         out: dict[str, Node] = {}
@@ -134,8 +151,8 @@ def parse_documents(text: str, display: str) -> tuple[list[Node], list[Issue]]:
     docs: list[Node] = []
     try:
         for doc in _compose_all(text):
-            if doc is None:
-                continue
+            if doc is None or (isinstance(doc, yaml.ScalarNode) and doc.tag == _NULL):
+                continue  # an empty document: a trailing "---", or only comments
             docs.append(converter.convert(doc))
     except yaml.MarkedYAMLError as exc:
         m = exc.problem_mark
@@ -143,6 +160,10 @@ def parse_documents(text: str, display: str) -> tuple[list[Node], list[Issue]]:
         problem = exc.problem or str(exc)
         if exc.context:
             problem = f"{problem} ({exc.context})"
+        if m and _char_at(text, m.line, m.column) == "\t":
+            problem += "; YAML does not allow tabs for indentation: use spaces"
+        elif "expected key" in problem or "mapping values are not allowed" in problem:
+            problem += "; check the indentation"
         return [], [Issue(where, f"YAML syntax error: {problem}")]
     except yaml.YAMLError as exc:
         return [], [Issue(Mark(display, 1, 1), f"YAML error: {exc}")]
@@ -154,6 +175,11 @@ def parse_documents(text: str, display: str) -> tuple[list[Node], list[Issue]]:
             )
         ]
     return docs, converter.issues
+
+
+def _char_at(text: str, line: int, column: int) -> str:
+    lines = text.split("\n")
+    return lines[line][column : column + 1] if line < len(lines) else ""
 
 
 def _compose_all(text: str) -> Iterator[yaml.Node | None]:
