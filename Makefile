@@ -1,24 +1,30 @@
 # pullgate: two commands set up a fresh Debian machine.
 #   make run   venv, install, and the main job on the bundled default policies
-#   make test  venv with test tools, then lint, types and every test
+#   make test  venv with test tools, Debian packages the tests need (apt-get, when root),
+#              then lint, types and every test
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench proto clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+$(VENV)/.installed-run: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
 	touch $@
 
-run: $(VENV)/.installed
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@ $(VENV)/.installed-run
+
+run: $(VENV)/.installed-run
 	@scripts/run-demo
 
 test: $(VENV)/.installed
+	scripts/debian-deps
 	$(BIN)/ruff check engine tests bench
 	$(BIN)/ruff format --check engine tests bench
 	$(BIN)/mypy
@@ -28,8 +34,14 @@ lint: $(VENV)/.installed
 	$(BIN)/ruff check engine tests bench
 	$(BIN)/mypy
 
+# The generated stubs are committed; tests/test_proto.py fails when they are stale.
+proto: $(VENV)/.installed
+	$(BIN)/python -m grpc_tools.protoc -Iproto --python_out=engine --pyi_out=engine \
+		--grpc_python_out=engine proto/pullgate/v1/verifier.proto
+
 bench: $(VENV)/.installed
 	$(BIN)/python bench/judgement.py
+	$(BIN)/python bench/containerd_exec.py
 
 clean:
 	rm -rf $(VENV) run .pytest_cache .mypy_cache .ruff_cache

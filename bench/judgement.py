@@ -155,7 +155,7 @@ def main() -> int:
         judgement = decider.decide(policies, request, now=now)
         assert judgement.ok and len(judgement.policies) == 3, judgement.reason
         p50, p99 = summary(
-            measure(lambda: decider.decide(policies, request, now=now), args.seconds)
+            measure(lambda p=policies: decider.decide(p, request, now=now), args.seconds)
         )
         results[n] = p50
         label = f"warm judgement, {n} policies (load {load_s:.2f} s)"

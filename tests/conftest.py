@@ -90,3 +90,20 @@ def policy_dir(tmp_path: Path) -> Callable[..., Path]:
         return write_files(tmp_path / name, files)
 
     return make
+
+
+@pytest.fixture
+def daemons(tmp_path: Path):  # type: ignore[no-untyped-def]
+    """Start daemons with start(policies, ...); every one is stopped after the test."""
+    from lab.daemon import Daemon, start_daemon
+
+    started: list[Daemon] = []
+
+    def start(policies: Path, **kwargs: object) -> Daemon:
+        daemon = start_daemon(tmp_path / f"daemon-{len(started)}", policies, **kwargs)  # type: ignore[arg-type]
+        started.append(daemon)
+        return daemon
+
+    yield start
+    for daemon in started:
+        daemon.stop()

@@ -72,7 +72,8 @@ def test_check_reports_every_error_as_file_line_col(tmp_path: Path) -> None:
     assert lines[0] == "3 errors in the policy revision; nothing was applied"
     assert lines[1].startswith(f"{bad}/a.yaml:3:18: metadata.name 'Signed' must be a DNS-1123")
     assert lines[2].startswith(
-        f"{bad}/b.yaml:15:1: duplicate ImagePolicy name 'tools' (first defined at {bad}/a.yaml:15:1)"
+        f"{bad}/b.yaml:15:1: duplicate ImagePolicy name 'tools' "
+        f"(first defined at {bad}/a.yaml:15:1)"
     )
     assert lines[3].startswith(
         f"{bad}/b.yaml:23:21: rule 'run-only-in-tools': request has no field 'namespce'; "
@@ -91,14 +92,24 @@ def test_verify_denied_exit_1_with_reason(policies: Path) -> None:
     r = pullgate("verify", f"ghcr.io/acme/app@{DIGEST}", "--policies", str(policies))
     assert r.returncode == 1
     assert r.stdout.startswith(f"DENIED ghcr.io/acme/app@{DIGEST}\n")
-    assert 'reason:   denied: policy "signed": no authority verified (release: no verifier for key yet)' in r.stdout
+    assert (
+        'reason:   denied: policy "signed": no authority verified '
+        "(release: no verifier for key yet)" in r.stdout
+    )
     decision = json.loads(r.stderr.strip().splitlines()[-1])
     assert decision["event"] == "decision" and decision["ok"] is False
 
 
 def test_verify_allowed_exit_0(policies: Path) -> None:
     r = pullgate(
-        "verify", "busybox:1.36", "--policies", str(policies), "--namespace", "tools", "--digest", DIGEST
+        "verify",
+        "busybox:1.36",
+        "--policies",
+        str(policies),
+        "--namespace",
+        "tools",
+        "--digest",
+        DIGEST,
     )
     assert r.returncode == 0, r.stdout + r.stderr
     assert r.stdout.startswith("ALLOWED docker.io/library/busybox:1.36@" + DIGEST)
@@ -113,9 +124,17 @@ def test_verify_json_is_the_verify_response(policies: Path) -> None:
     doc = json.loads(r.stdout)
     assert doc["ok"] is False
     assert doc["reason"] == (
-        'denied: no policy selects docker.io/library/busybox and the default action is deny'
+        "denied: no policy selects docker.io/library/busybox and the default action is deny"
     )
-    assert set(doc) == {"ok", "reason", "decisionId", "policyRevision", "policies", "warnings", "cached"}
+    assert set(doc) == {
+        "ok",
+        "reason",
+        "decisionId",
+        "policyRevision",
+        "policies",
+        "warnings",
+        "cached",
+    }
 
 
 def test_verify_unknown_namespace_applies_namespace_policies(policies: Path) -> None:

@@ -48,7 +48,11 @@ metrics: {address: "127.0.0.1:9464"}
     assert (c.cache.ttl, c.cache.failure_ttl, c.cache.max_entries) == (5400, 0, 5)
     assert c.registry.insecure == ("localhost:5000",)
     assert (c.registry.timeout, c.registry.retries) == (1.5, 0)
-    assert (c.notation.backend, c.notation.binary, c.notation.timeout) == ("native", "/usr/bin/notation", 2)
+    assert (c.notation.backend, c.notation.binary, c.notation.timeout) == (
+        "native",
+        "/usr/bin/notation",
+        2,
+    )
     assert (c.log_format, c.metrics_address) == ("text", "127.0.0.1:9464")
 
 

@@ -16,6 +16,7 @@ import pytest
 from conftest import KEY_A, KEY_B, compile_dir, indent_pem, verifiers, write_files
 from pullgate.decide import DEFAULT_OPTIONS, Decider, Options
 from pullgate.evidence import Evidence, Signature, Target
+from pullgate.logs import JsonFormatter
 from pullgate.policy import Authority
 from pullgate.request import Descriptor, InvalidRequest, Request
 from pullgate.rules import CompiledPolicySet
@@ -643,9 +644,11 @@ def test_one_json_log_line_per_decision(
     decider = Decider(verifiers({"release": True}))  # the default log: pullgate.decision
     with caplog.at_level(logging.INFO, logger="pullgate.decision"):
         j = decider.decide(compiled["plain"], Request("ghcr.io/x/y", Descriptor(digest=D1)))
-    (line,) = [r.getMessage() for r in caplog.records if r.name == "pullgate.decision"]
+    (rec,) = [r for r in caplog.records if r.name == "pullgate.decision"]
+    line = JsonFormatter().format(rec)
     assert "\n" not in line
     record = json.loads(line)
+    assert record["event"] == "decision" and record["level"] == "info"
     assert record["decisionId"] == j.decision_id
     assert record["image"] == "ghcr.io/x/y" and record["digest"] == D1
     assert record["ok"] is True and record["policyRevision"] == compiled["plain"].revision

@@ -130,7 +130,7 @@ def test_tests_without_policies_are_an_error(tmp_path: Path) -> None:
       expect: {ok: false}
 """
     write_files(tmp_path, {"t.yaml": header(cases)})
-    with pytest.raises(PolicyLoadError, match="no ImagePolicy in .* to test; set spec.policies"):
+    with pytest.raises(PolicyLoadError, match=r"no ImagePolicy in .* to test; set spec\.policies"):
         run_policy_tests(str(tmp_path))
 
 
@@ -160,6 +160,6 @@ def test_bad_test_cases_are_load_errors(tmp_path: Path, case: str, message: str)
     write_files(tmp_path, {"p.yaml": POLICY, "t.yaml": header(f"    - name: c\n      {case}\n")})
     with pytest.raises(PolicyLoadError) as info:
         run_policy_tests(str(tmp_path))
-    assert any(message in i.message and i.mark.file.endswith("t.yaml") for i in info.value.issues), (
-        info.value.issues
-    )
+    assert any(
+        message in i.message and i.mark.file.endswith("t.yaml") for i in info.value.issues
+    ), info.value.issues

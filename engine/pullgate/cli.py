@@ -1,26 +1,35 @@
-"""``pullgate``: check, test and verify policies from the command line.
+"""``pullgate``: serve, check, test and verify policies from the command line.
 
 Exit codes: ``verify`` 0 allowed, 1 denied, 2 could not decide; ``check`` 0 valid, 1 invalid;
-``test`` 0 every case passed, 1 otherwise. Results go to stdout, diagnostics to stderr.
+``test`` 0 every case passed, 1 otherwise; ``status`` 0 serving with no load error, 1
+otherwise, 2 unreachable; ``serve`` 0 after a graceful stop, 2 when it cannot start. Results go
+to stdout, diagnostics to stderr.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import TextIO
 
-from .config import Config, ConfigError, load_config
+import grpc
+
+from .api import judgement_from_proto, request_to_proto
+from .client import ClientTLS, connect
+from .config import DEFAULT_SOCKET, Config, ConfigError, load_config
 from .decide import Decider, Options
 from .judgement import Judgement
+from .logs import setup_logging
 from .policy import PolicyLoadError
 from .policytest import run_policy_tests
-from .reference import InvalidReference, parse_digest
+from .reference import InvalidReference, parse_digest, parse_reference
 from .request import OPERATIONS, Descriptor, InvalidRequest, Request
 from .rules import load_policies
+from .server import ServeError, serve
+from .v1 import verifier_pb2 as pb
 
 __all__ = ["main"]
 
@@ -117,6 +126,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
     except _UsageError as exc:
         print(f"pullgate: {exc}", file=sys.stderr)
         return EXIT_ERROR
+    if args.server:
+        return _verify_remote(args, request)
     try:
         compiled = load_policies(config.policies)
     except PolicyLoadError as exc:
@@ -138,11 +149,86 @@ def cmd_verify(args: argparse.Namespace) -> int:
     except InvalidRequest as exc:
         print(f"pullgate: {exc}", file=sys.stderr)
         return EXIT_ERROR
-    if args.json:
+    return _show(judgement, args.json)
+
+
+def _show(judgement: Judgement, as_json: bool) -> int:
+    if as_json:
         print(json.dumps(judgement.to_json(), indent=2))
     else:
         _print_judgement(judgement, sys.stdout)
     return EXIT_OK if judgement.ok else EXIT_DENIED
+
+
+def _tls(args: argparse.Namespace) -> ClientTLS:
+    return ClientTLS(ca=args.tls_ca or "", cert=args.tls_cert or "", key=args.tls_key or "")
+
+
+def _verify_remote(args: argparse.Namespace, request: Request) -> int:
+    """Ask a daemon. It judges resolved digests only, as containerd gives them."""
+    try:
+        ref = parse_reference(request.image_name)
+    except InvalidReference as exc:
+        print(f"pullgate: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    digest = request.descriptor.digest or ref.digest or ""
+    if not digest:
+        print("pullgate: --server needs a digest: give REF@sha256:... or --digest", file=sys.stderr)
+        return EXIT_ERROR
+    request = replace(request, descriptor=replace(request.descriptor, digest=digest))
+    try:
+        channel, stub = connect(args.server, _tls(args))
+    except (ValueError, OSError) as exc:
+        print(f"pullgate: --server: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    with channel:
+        try:
+            response = stub.Verify(request_to_proto(request), timeout=args.timeout)
+        except grpc.RpcError as exc:
+            print(f"pullgate: {args.server}: {exc.code().name}: {exc.details()}", file=sys.stderr)
+            return EXIT_ERROR
+    return _show(judgement_from_proto(response, image=str(ref), digest=digest), args.json)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    try:
+        channel, stub = connect(args.server, _tls(args))
+    except (ValueError, OSError) as exc:
+        print(f"pullgate: --server: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    with channel:
+        try:
+            status = stub.Status(pb.StatusRequest(), timeout=args.timeout)
+        except grpc.RpcError as exc:
+            print(f"pullgate: {args.server}: {exc.code().name}: {exc.details()}", file=sys.stderr)
+            return EXIT_ERROR
+    if status.policy_revision:
+        print(
+            f"serving revision {status.policy_revision} ({status.policies} policies from "
+            f"{status.policy_dir}, loaded {status.loaded_at})"
+        )
+    else:
+        print(f"serving nothing yet: no policy set from {status.policy_dir} has loaded")
+    if status.load_errors:
+        print(f"last load rejected at {status.failed_at}:")
+        for line in status.load_errors:
+            print(f"  {line}")
+    return 0 if status.policy_revision and not status.load_errors else 1
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    try:
+        config = load_config(args.config).with_overrides(policies=args.policies)
+    except ConfigError as exc:
+        print(exc.summary(), file=sys.stderr)
+        return EXIT_ERROR
+    config = config.with_listen(args.listen)
+    setup_logging(config.log_format)
+    try:
+        return serve(config)
+    except ServeError as exc:
+        print(f"pullgate serve: {exc}", file=sys.stderr)
+        return EXIT_ERROR
 
 
 def cmd_test(args: argparse.Namespace) -> int:
@@ -164,6 +250,12 @@ def cmd_test(args: argparse.Namespace) -> int:
                 print(f"     - {problem}")
     print(f"{len(results) - len(failed)} passed, {len(failed)} failed")
     return 1 if failed else 0
+
+
+def _tls_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--tls-ca", metavar="PEM", help="CA of the daemon's certificate (tcp://)")
+    parser.add_argument("--tls-cert", metavar="PEM", help="client certificate, for mTLS")
+    parser.add_argument("--tls-key", metavar="PEM", help="client key, for mTLS")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -188,7 +280,24 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--default-action", choices=("deny", "allow"))
     verify.add_argument("--unknown-namespace", choices=("apply", "skip"))
     verify.add_argument("--json", action="store_true", help="print the VerifyResponse as JSON")
+    verify.add_argument("--server", metavar="ADDR", help="ask this daemon instead of --policies")
+    verify.add_argument("--timeout", type=float, default=10.0, help="seconds, with --server")
+    _tls_flags(verify)
     verify.set_defaults(func=cmd_verify)
+
+    serve_cmd = sub.add_parser("serve", help="run the daemon")
+    serve_cmd.add_argument("--config", metavar="FILE", help="daemon config file (pullgate.yaml)")
+    serve_cmd.add_argument("--policies", metavar="DIR", help="policy directory")
+    serve_cmd.add_argument(
+        "--listen", action="append", metavar="ADDR", help="unix:///path or tcp://host:port"
+    )
+    serve_cmd.set_defaults(func=cmd_serve)
+
+    status = sub.add_parser("status", help="ask a daemon what it serves")
+    status.add_argument("--server", metavar="ADDR", default=DEFAULT_SOCKET)
+    status.add_argument("--timeout", type=float, default=5.0)
+    _tls_flags(status)
+    status.set_defaults(func=cmd_status)
 
     test = sub.add_parser("test", help="run PolicyTest cases offline")
     test.add_argument("dir", metavar="DIR")
@@ -196,21 +305,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _setup_logging() -> None:
-    """Decision lines and diagnostics go to stderr, one line each."""
-    root = logging.getLogger("pullgate")
-    if not any(getattr(h, "pullgate", False) for h in root.handlers):
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(message)s"))
-        handler.pullgate = True  # type: ignore[attr-defined]
-        root.addHandler(handler)
-    root.setLevel(logging.INFO)
-    root.propagate = False
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    _setup_logging()
+    setup_logging("json")
     try:
         return int(args.func(args))
     except KeyboardInterrupt:

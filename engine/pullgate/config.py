@@ -6,12 +6,12 @@ types are errors with FILE:LINE:COL, like policy errors.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TypeVar
 
+from .durations import parse_duration
 from .policy.errors import Issue, Mark, PolicyLoadError
 from .policy.reader import Reader
 from .policy.source import Node, parse_documents
@@ -27,9 +27,6 @@ __all__ = [
 ]
 
 DEFAULT_SOCKET = "unix:///run/pullgate/pullgate.sock"
-_DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)(ms|h|m|s))+")
-_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
-_UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 T = TypeVar("T")
 
 
@@ -41,13 +38,6 @@ class ConfigError(PolicyLoadError):
         return "\n".join(
             [f"{n} error{'s' if n != 1 else ''} in the config", *map(str, self.issues)]
         )
-
-
-def parse_duration(text: str) -> float:
-    """Seconds in a Go-style duration: ``500ms``, ``30s``, ``10m``, ``1h30m``."""
-    if not _DURATION.fullmatch(text):
-        raise ValueError(f"{text!r} is not a duration; write e.g. 500ms, 30s, 10m or 1h")
-    return sum(float(n) * _UNIT[u] for n, u in _PART.findall(text))
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +63,29 @@ class NotationConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class TLSConfig:
+    """TLS for TCP listeners; with ``client_ca``, clients must present a certificate (mTLS)."""
+
+    cert: str = ""
+    key: str = ""
+    client_ca: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    workers: int = 16  # threads answering RPCs
+    max_concurrent: int = 256  # RPCs in flight before new ones are refused (RESOURCE_EXHAUSTED)
+    drain: float = 5.0  # seconds in-flight RPCs get to finish on SIGTERM
+
+
+@dataclass(frozen=True, slots=True)
+class ReloadConfig:
+    poll: bool = False  # use polling instead of inotify (filesystems without inotify)
+    debounce: float = 0.1
+    interval: float = 30.0  # safety rescan
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     listen: tuple[str, ...] = (DEFAULT_SOCKET,)
     policies: str = "/etc/pullgate/policies"
@@ -83,10 +96,16 @@ class Config:
     notation: NotationConfig = field(default_factory=NotationConfig)
     log_format: str = "json"
     metrics_address: str = ""
+    tls: TLSConfig = field(default_factory=TLSConfig)
+    server: ServerConfig = field(default_factory=ServerConfig)
+    reload: ReloadConfig = field(default_factory=ReloadConfig)
 
     def with_overrides(self, **changes: str | None) -> Config:
         """A copy with the given string fields replaced; ``None`` values are ignored."""
         return replace(self, **{k: v for k, v in changes.items() if v is not None})  # type: ignore[arg-type]
+
+    def with_listen(self, addresses: list[str] | None) -> Config:
+        return replace(self, listen=tuple(addresses)) if addresses else self
 
 
 class _ConfigReader(Reader):
@@ -120,9 +139,8 @@ def _get(fields: dict[str, Node], key: str, read: Callable[[Node], T | None], de
 
 def _read(r: _ConfigReader, doc: Node) -> Config:
     top_keys = ("listen", "policies", "defaultAction", "unknownNamespace")
-    top = r.mapping(
-        doc, "the config", allowed=(*top_keys, "cache", "registry", "notation", "log", "metrics")
-    )
+    sections = ("cache", "registry", "notation", "log", "metrics", "tls", "server", "reload")
+    top = r.mapping(doc, "the config", allowed=(*top_keys, *sections))
     if top is None:
         return Config()
     d = Config()
@@ -139,6 +157,22 @@ def _read(r: _ConfigReader, doc: Node) -> Config:
     nota = r.section(top, "notation", ("backend", "binary", "timeout"))
     log = r.section(top, "log", ("format",))
     metrics = r.section(top, "metrics", ("address",))
+    tls = r.section(top, "tls", ("cert", "key", "clientCA"))
+    server = r.section(top, "server", ("workers", "maxConcurrent", "drain"))
+    reload = r.section(top, "reload", ("poll", "debounce", "interval"))
+    if bool(tls.get("cert")) != bool(tls.get("key")):
+        r.fail(top["tls"].mark, "tls needs both 'cert' and 'key' (PEM file paths)")
+
+    def positive(what: str) -> Callable[[Node], int | None]:
+        def read(n: Node) -> int | None:
+            value = r.integer(n, what)
+            if value is not None and value < 1:
+                r.fail(n.mark, f"{what} must be at least 1, got {value}")
+                return None
+            return value
+
+        return read
+
     return Config(
         listen=_get(top, "listen", listen, d.listen),
         policies=_get(top, "policies", lambda n: r.string(n, "policies"), d.policies),
@@ -200,6 +234,27 @@ def _read(r: _ConfigReader, doc: Node) -> Config:
         ),
         metrics_address=_get(
             metrics, "address", lambda n: r.string(n, "metrics.address", allow_empty=True), ""
+        ),
+        tls=TLSConfig(
+            cert=_get(tls, "cert", lambda n: r.string(n, "tls.cert"), ""),
+            key=_get(tls, "key", lambda n: r.string(n, "tls.key"), ""),
+            client_ca=_get(tls, "clientCA", lambda n: r.string(n, "tls.clientCA"), ""),
+        ),
+        server=ServerConfig(
+            workers=_get(server, "workers", positive("server.workers"), d.server.workers),
+            max_concurrent=_get(
+                server, "maxConcurrent", positive("server.maxConcurrent"), d.server.max_concurrent
+            ),
+            drain=_get(server, "drain", lambda n: r.duration(n, "server.drain"), d.server.drain),
+        ),
+        reload=ReloadConfig(
+            poll=_get(reload, "poll", lambda n: r.boolean(n, "reload.poll"), False),
+            debounce=_get(
+                reload, "debounce", lambda n: r.duration(n, "reload.debounce"), d.reload.debounce
+            ),
+            interval=_get(
+                reload, "interval", lambda n: r.duration(n, "reload.interval"), d.reload.interval
+            ),
         ),
     )
 

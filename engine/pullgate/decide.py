@@ -12,7 +12,6 @@ The semantics of docs/policies.md ("How a decision is made"), and nothing else:
 
 from __future__ import annotations
 
-import json
 import logging
 import secrets
 import time
@@ -43,9 +42,9 @@ decision_logger = logging.getLogger("pullgate.decision")
 
 
 def log_decision(judgement: Judgement) -> None:
-    """One JSON line per decision on the ``pullgate.decision`` logger."""
+    """One line per decision on the ``pullgate.decision`` logger (JSON with ``logs.py``)."""
     if decision_logger.isEnabledFor(logging.INFO):
-        decision_logger.info(json.dumps(judgement.log_record(), separators=(",", ":")))
+        decision_logger.info("decision", extra={"fields": judgement.log_record()})
 
 
 @dataclass(frozen=True, slots=True)

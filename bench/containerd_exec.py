@@ -1,0 +1,108 @@
+"""pullgate-containerd exec-to-exit with a warm daemon, as containerd runs it once per pull.
+
+Peers measured in the same run with the same interpreter: `python -c pass` (the floor of any
+Python program) and `python -c 'import grpc'` (the floor of any Python gRPC client).
+Also: one Verify over the same unix socket from a warm client (the daemon's share).
+
+Run: .venv/bin/python bench/containerd_exec.py [--runs 60]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+
+from lab.daemon import BIN, DIGEST, start_daemon
+
+POLICY = """apiVersion: pullgate.dev/v1alpha1
+kind: ImagePolicy
+metadata: {name: bench}
+spec:
+  images: ["ghcr.io/acme/**"]
+  rules:
+    - name: tag
+      expr: 'image.tag != "debug"'
+"""
+DESCRIPTOR = (
+    f'{{"mediaType":"application/vnd.oci.image.index.v1+json","digest":"{DIGEST}","size":1234}}\n'
+)
+
+
+def timed(
+    cmd: list[str], runs: int, stdin: bytes = b"", env: dict[str, str] | None = None
+) -> list[float]:
+    out = []
+    for _ in range(runs + 3):
+        t = time.perf_counter()
+        r = subprocess.run(cmd, input=stdin, capture_output=True, env=env, check=False)
+        out.append(time.perf_counter() - t)
+        assert r.returncode in (0, 1), r.stdout + r.stderr
+    return out[3:]  # the first runs warm the page cache
+
+
+def row(label: str, samples: list[float], floor: float) -> None:
+    ordered = sorted(samples)
+    p50 = statistics.median(ordered) * 1e3
+    p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1e3
+    print(f"{label:<48} {p50:8.1f} {p99:8.1f} {p50 / floor:8.2f}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=60)
+    args = parser.parse_args()
+    python = str(BIN / "python")
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        (root / "policies").mkdir()
+        (root / "policies" / "p.yaml").write_text(POLICY)
+        daemon = start_daemon(root / "d", root / "policies")
+        try:
+            floor = timed([python, "-c", "pass"], args.runs)
+            grpc_floor = timed([python, "-c", "import grpc"], args.runs)
+            shim = timed(
+                [
+                    str(BIN / "pullgate-containerd"),
+                    "-name",
+                    "ghcr.io/acme/app:v1",
+                    "-digest",
+                    DIGEST,
+                    "-stdin-media-type",
+                    "application/vnd.oci.descriptor.v1+json",
+                ],
+                args.runs,
+                DESCRIPTOR.encode(),
+                {"PULLGATE_ADDRESS": daemon.address, "PATH": "/usr/bin:/bin"},
+            )
+            stub = daemon.stub()
+            from pullgate.v1 import verifier_pb2 as pb
+
+            request = pb.VerifyRequest(
+                image_name="ghcr.io/acme/app:v1", descriptor=pb.Descriptor(digest=DIGEST)
+            )
+            rpc = []
+            for _ in range(args.runs * 5):
+                t = time.perf_counter()
+                stub.Verify(request, timeout=5)
+                rpc.append(time.perf_counter() - t)
+        finally:
+            daemon.stop()
+    base = statistics.median(floor) * 1e3
+    print(f"python {sys.version.split()[0]}; {args.runs} runs each; ratios to `python -c pass`")
+    print(f"{'case':<48} {'p50 ms':>8} {'p99 ms':>8} {'x floor':>8}")
+    row("peer: python -c pass", floor, base)
+    row("peer: python -c 'import grpc'", grpc_floor, base)
+    row("pullgate-containerd exec-to-exit (warm daemon)", shim, base)
+    row("one Verify RPC from a warm client", rpc, base)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

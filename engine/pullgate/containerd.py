@@ -1,0 +1,313 @@
+"""``pullgate-containerd``: the program containerd's image-verifier ``bin_dir`` plugin runs.
+
+containerd 2.x runs it once per pull, after resolving the digest and before fetching layers::
+
+    pullgate-containerd -name REF -digest ALGO:HEX -stdin-media-type MEDIA_TYPE  < descriptor JSON
+
+It asks the pullgate daemon (one ``Verify`` over a unix socket), prints a one-line reason on
+stdout (containerd shows it in the pull error) and exits 0 (allowed), 1 (denied) or 2 (could
+not decide: bad input, daemon unreachable, timeout). containerd blocks the pull on any
+non-zero exit. With ``--fail-open`` it exits 0 when the daemon cannot answer (never on bad
+input or a denial).
+
+Start-up is on every pull's path: this module imports only what the call needs (no policy,
+CEL or YAML code), and ``grpc`` only once the input is known to be good.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO, TextIO
+
+from .durations import parse_duration
+
+__all__ = ["main"]
+
+EXIT_ALLOWED, EXIT_DENIED, EXIT_ERROR = 0, 1, 2
+DESCRIPTOR_TYPE = "application/vnd.oci.descriptor.v1+json"
+INPUT_TYPE = "application/vnd.containerd.image-verifier.input.v1+json"
+DEFAULT_ADDRESS = "unix:///run/pullgate/pullgate.sock"
+DEFAULT_TIMEOUT = "8s"  # containerd's per_verifier_timeout defaults to 10s
+MAX_STDIN = 1 << 20
+MAX_REASON = 4096  # containerd keeps 32 KiB of stdout; one readable line is the goal
+NAMESPACE_ANNOTATION = "io.kubernetes.cri.sandbox-namespace"
+POD_NAME_ANNOTATION = "io.kubernetes.cri.sandbox-name"
+POD_UID_ANNOTATION = "io.kubernetes.cri.sandbox-uid"
+_VALUE_FLAGS = ("name", "digest", "stdin-media-type", "operation", "address", "timeout")
+_BOOL_FLAGS = ("fail-open", "help")
+
+
+class InputError(Exception):
+    """The call cannot be judged as given: exit 2."""
+
+
+@dataclass
+class Args:
+    name: str = ""
+    digest: str = ""
+    stdin_media_type: str = ""
+    operation: str = ""
+    address: str = ""
+    timeout: str = ""
+    fail_open: bool = False
+    help: bool = False
+    ignored: list[str] = field(default_factory=list)
+
+
+def parse_args(argv: Sequence[str]) -> Args:
+    """Go ``flag`` style: ``-name x``, ``--name x``, ``-name=x``; booleans take no value.
+
+    Unknown flags are ignored with a note (a newer containerd may pass more); their value is
+    skipped when it does not look like a flag.
+    """
+    args = Args()
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        i += 1
+        if arg == "--":
+            break
+        if not arg.startswith("-") or arg == "-":
+            args.ignored.append(arg)
+            continue
+        key, eq, value = arg.lstrip("-").partition("=")
+        if key in _BOOL_FLAGS:
+            on = value.lower() not in ("false", "0") if eq else True
+            setattr(args, key.replace("-", "_"), on)
+        elif key in _VALUE_FLAGS:
+            if not eq:
+                if i >= len(argv):
+                    raise InputError(f"flag needs an argument: -{key}")
+                value = argv[i]
+                i += 1
+            setattr(args, key.replace("-", "_"), value)
+        else:
+            args.ignored.append(arg)
+            if not eq and i < len(argv) and not argv[i].startswith("-"):
+                args.ignored.append(argv[i])
+                i += 1
+    return args
+
+
+@dataclass
+class Call:
+    """What to ask the daemon, taken from argv and stdin."""
+
+    name: str
+    descriptor: dict[str, Any]
+    operation: str = "pull"
+    namespace: str = ""
+    annotations: dict[str, str] = field(default_factory=dict)
+    labels: dict[str, str] = field(default_factory=dict)
+    pod_name: str = ""
+    pod_uid: str = ""
+
+
+def _strings(value: Any, what: str) -> dict[str, str]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    ):
+        raise InputError(f"{what} must be a JSON object of strings")
+    return dict(value)
+
+
+def _descriptor(value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise InputError("the descriptor must be a JSON object")
+    digest, media_type = value.get("digest"), value.get("mediaType", "")
+    size = value.get("size", 0)
+    if not isinstance(digest, str) or not digest:
+        raise InputError("the descriptor has no digest")
+    if not isinstance(media_type, str):
+        raise InputError("the descriptor's mediaType must be a string")
+    if isinstance(size, bool) or not isinstance(size, int):
+        raise InputError("the descriptor's size must be an integer")
+    artifact_type = value.get("artifactType", "")
+    return {
+        "media_type": media_type,
+        "digest": digest,
+        "size": size,
+        "annotations": _strings(value.get("annotations"), "descriptor annotations"),
+        "artifact_type": artifact_type if isinstance(artifact_type, str) else "",
+    }
+
+
+def read_call(args: Args, stdin: BinaryIO) -> Call:
+    """Validate argv and stdin into one call. Raises InputError (exit 2) when they are bad."""
+    if not args.name:
+        raise InputError("missing -name (the image reference)")
+    if not args.digest:
+        raise InputError("missing -digest (the resolved digest)")
+    raw = stdin.read(MAX_STDIN + 1)
+    if len(raw) > MAX_STDIN:
+        raise InputError(f"stdin is larger than {MAX_STDIN} bytes")
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise InputError(f"stdin is not JSON: {str(exc)[:120]}") from None
+    media_type = args.stdin_media_type
+    if not media_type:  # containerd always says; guess the shape only when it does not
+        media_type = (
+            INPUT_TYPE if isinstance(data, dict) and "descriptor" in data else DESCRIPTOR_TYPE
+        )
+    if media_type == DESCRIPTOR_TYPE:
+        call = Call(args.name, _descriptor(data))
+    elif media_type == INPUT_TYPE:
+        call = _wrapped(args.name, data)
+    else:
+        raise InputError(
+            f"unknown -stdin-media-type {media_type[:100]!r}; "
+            f"understood: {DESCRIPTOR_TYPE}, {INPUT_TYPE}"
+        )
+    if args.operation:
+        call.operation = args.operation
+    if call.operation not in ("pull", "run"):
+        raise InputError(f"operation {call.operation[:40]!r} is not pull or run")
+    return call
+
+
+def _wrapped(name: str, data: Any) -> Call:
+    """Both proposed shapes of the wrapped input."""
+    if not isinstance(data, dict):
+        raise InputError(f"{INPUT_TYPE} input must be a JSON object")
+    call = Call(name, _descriptor(data.get("descriptor")))
+    operation = data.get("operation") or "pull"
+    if not isinstance(operation, str):
+        raise InputError("operation must be a string")
+    call.operation = operation
+    annotations = _strings(data.get("annotations"), "annotations")
+    runtime = data.get("runtime_config")
+    if runtime is not None:
+        if not isinstance(runtime, dict):
+            raise InputError("runtime_config must be a JSON object")
+        meta = runtime.get("metadata") or {}
+        if not isinstance(meta, dict):
+            raise InputError("runtime_config.metadata must be a JSON object")
+        annotations.update(_strings(runtime.get("annotations"), "runtime_config.annotations"))
+        call.labels = _strings(runtime.get("labels"), "runtime_config.labels")
+        call.namespace = _str(meta.get("namespace"))
+        call.pod_name = _str(meta.get("name"))
+        call.pod_uid = _str(meta.get("uid"))
+    call.annotations = annotations
+    call.namespace = call.namespace or annotations.get(NAMESPACE_ANNOTATION, "")
+    call.pod_name = call.pod_name or annotations.get(POD_NAME_ANNOTATION, "")
+    call.pod_uid = call.pod_uid or annotations.get(POD_UID_ANNOTATION, "")
+    return call
+
+
+def _str(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _one_line(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= MAX_REASON else text[: MAX_REASON - 1] + "…"
+
+
+def ask(call: Call, address: str, timeout: float) -> tuple[bool, str]:
+    """One Verify. Returns (ok, reason); raises grpc.RpcError when the daemon cannot answer."""
+    import grpc  # only now that the input is good
+
+    from .v1 import verifier_pb2 as pb
+
+    target = address if address.startswith("unix://") else address.removeprefix("tcp://")
+    request = pb.VerifyRequest(
+        image_name=call.name,
+        descriptor=pb.Descriptor(**call.descriptor),
+        operation=call.operation,
+        namespace=call.namespace,
+        annotations=call.annotations,
+        labels=call.labels,
+        pod_name=call.pod_name,
+        pod_uid=call.pod_uid,
+    )
+    with grpc.insecure_channel(target) as channel:
+        verify = channel.unary_unary(
+            "/pullgate.v1.ImageVerifier/Verify",
+            request_serializer=pb.VerifyRequest.SerializeToString,
+            response_deserializer=pb.VerifyResponse.FromString,
+        )
+        response = verify(request, timeout=timeout)
+    tail = (
+        f" [pullgate decision {response.decision_id}, policy revision {response.policy_revision}]"
+    )
+    return response.ok, response.reason + tail
+
+
+def run(
+    argv: Sequence[str],
+    stdin: BinaryIO,
+    stdout: TextIO,
+    stderr: TextIO,
+    environ: Mapping[str, str],
+) -> int:
+    started = time.perf_counter()
+
+    def answer(code: int, reason: str) -> int:
+        print(_one_line(reason), file=stdout)
+        elapsed = (time.perf_counter() - started) * 1000
+        print(f"pullgate-containerd: exit {code} after {elapsed:.0f} ms", file=stderr)
+        return code
+
+    try:
+        args = parse_args(argv)
+        if args.help:
+            print(__doc__, file=stderr)
+            return EXIT_ERROR
+        if args.ignored:
+            print(f"pullgate-containerd: ignoring arguments {args.ignored!r}", file=stderr)
+        address = args.address or environ.get("PULLGATE_ADDRESS") or DEFAULT_ADDRESS
+        try:
+            timeout = parse_duration(
+                args.timeout or environ.get("PULLGATE_TIMEOUT") or DEFAULT_TIMEOUT
+            )
+        except ValueError as exc:
+            raise InputError(f"timeout: {exc}") from None
+        fail_open = args.fail_open or environ.get("PULLGATE_FAIL_OPEN", "") in ("1", "true")
+        call = read_call(args, stdin)
+    except InputError as exc:
+        return answer(EXIT_ERROR, f"pullgate could not decide: {exc}")
+
+    resolved = call.descriptor["digest"]
+    if resolved != args.digest:
+        return answer(
+            EXIT_DENIED,
+            f"denied: -digest {args.digest[:80]} differs from the descriptor's digest "
+            f"{resolved[:80]}",
+        )
+
+    import grpc  # loaded by ask() anyway; needed here for the error type
+
+    try:
+        ok, reason = ask(call, address, timeout)
+    except grpc.RpcError as exc:
+        code = exc.code()
+        detail = f"{code.name if code else 'UNKNOWN'}: {exc.details()}"
+        if code == grpc.StatusCode.INVALID_ARGUMENT:
+            return answer(EXIT_ERROR, f"pullgate could not decide: bad request: {detail}")
+        if fail_open:
+            return answer(
+                EXIT_ALLOWED,
+                f"allowed by --fail-open: pullgate at {address} did not answer ({detail})",
+            )
+        return answer(EXIT_ERROR, f"pullgate could not decide (fail closed): {address}: {detail}")
+    return answer(EXIT_ALLOWED if ok else EXIT_DENIED, reason)
+
+
+def main() -> int:
+    try:
+        return run(sys.argv[1:], sys.stdin.buffer, sys.stdout, sys.stderr, os.environ)
+    except Exception as exc:  # a crash must read as "could not decide", not as a denial
+        print(_one_line(f"pullgate could not decide: internal error: {exc!r}"))
+        return EXIT_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())

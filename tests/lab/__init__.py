@@ -1,0 +1,1 @@
+"""The test lab: real components the tests start for themselves (see docs/testing.md)."""

@@ -1,0 +1,179 @@
+"""The real caller: containerd 2.1 (Debian sid's package) with pullgate's sample wrapper in its
+image-verifier bin_dir, pulling from a real registry through its transfer service."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+import tomllib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from conftest import KEY_A, REPO, indent_pem, write_files
+from lab.daemon import BIN, Daemon, start_daemon
+from lab.registry import Registry, start_registry
+from lab.tools import debian_package
+
+SAMPLES = REPO / "samples" / "containerd"
+POLICIES = {
+    "p.yaml": f"""
+apiVersion: pullgate.dev/v1alpha1
+kind: ImagePolicy
+metadata: {{name: lab-allowed}}
+spec:
+  images: ["*/lab/allowed"]
+---
+apiVersion: pullgate.dev/v1alpha1
+kind: ImagePolicy
+metadata: {{name: lab-signed}}
+spec:
+  images: ["*/lab/unsigned"]
+  authorities:
+    - name: release
+      key:
+        publicKey: |
+{indent_pem(KEY_A, 10)}
+"""
+}
+
+
+@dataclass
+class Containerd:
+    ctr: Path
+    address: Path
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def pull(self, ref: str, *extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [
+                str(self.ctr),
+                "--address",
+                str(self.address),
+                "image",
+                "pull",
+                "--plain-http",
+                *extra,
+                ref,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+    r = start_registry(tmp_path_factory.mktemp("registry"))
+    yield r
+    r.stop()
+
+
+@pytest.fixture(scope="module")
+def lab(
+    tmp_path_factory: pytest.TempPathFactory, registry: Registry
+) -> Iterator[tuple[Containerd, Daemon]]:
+    tmp = tmp_path_factory.mktemp("containerd")
+    daemon = start_daemon(tmp / "pullgate", write_files(tmp / "policies", POLICIES))
+    package = debian_package("containerd", "sid")
+    verifiers = tmp / "verifiers"
+    verifiers.mkdir()
+    # The sample wrapper, pointed at this venv and this daemon.
+    wrapper = (SAMPLES / "pullgate").read_text()
+    wrapper = wrapper.replace("/opt/pullgate/venv/bin/", f"{BIN}/").replace(
+        "unix:///run/pullgate/pullgate.sock", daemon.address
+    )
+    (verifiers / "pullgate").write_text(wrapper)
+    (verifiers / "pullgate").chmod(0o755)
+    sample = (SAMPLES / "pullgate-verifier.toml").read_text()
+    config = tmp / "config.toml"
+    config.write_text(
+        f'version = 3\nroot = "{tmp}/root"\nstate = "{tmp}/state"\n'
+        f'[grpc]\n  address = "{tmp}/containerd.sock"\n\n'
+        + sample.split("version = 3", 1)[1].replace("/opt/pullgate/verifiers", str(verifiers))
+    )
+    log = tmp / "containerd.log"
+    process = subprocess.Popen(
+        [str(package / "usr/bin/containerd"), "--config", str(config)],
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+    sock = tmp / "containerd.sock"
+    deadline = time.monotonic() + 20
+    while not sock.exists():
+        assert process.poll() is None, log.read_text()[-3000:]
+        assert time.monotonic() < deadline, log.read_text()[-3000:]
+        time.sleep(0.05)
+    yield Containerd(package / "usr/bin/ctr", sock, process, log), daemon
+    process.terminate()
+    process.wait(10)
+    daemon.stop()
+    shutil.rmtree(tmp / "root", ignore_errors=True)
+
+
+def test_the_sample_config_is_valid_toml_for_containerd_2() -> None:
+    doc = tomllib.loads((SAMPLES / "pullgate-verifier.toml").read_text())
+    assert doc["version"] == 3
+    plugin = doc["plugins"]["io.containerd.image-verifier.v1.bindir"]
+    assert plugin["bin_dir"] == "/opt/pullgate/verifiers"
+    assert plugin["per_verifier_timeout"] == "10s"
+    lines = (SAMPLES / "pullgate").read_text().splitlines()
+    assert len(lines) == 2 and lines[0] == "#!/bin/sh"
+    assert lines[1].startswith("exec ") and lines[1].endswith('"$@"')
+
+
+def test_an_allowed_image_is_pulled(lab, registry: Registry) -> None:
+    containerd, daemon = lab
+    digest = registry.push_image("lab/allowed", "v1", content="allowed")
+    r = containerd.pull(f"{registry.host}/lab/allowed:v1")
+    assert r.returncode == 0, r.stdout + r.stderr
+    decisions = [
+        e for e in daemon.events() if e.get("event") == "decision" and e["digest"] == digest
+    ]
+    assert decisions and decisions[-1]["ok"] is True  # pullgate judged this exact digest
+
+
+def test_a_denied_image_is_blocked_with_pullgates_reason(lab, registry: Registry) -> None:
+    containerd, _ = lab
+    digest = registry.push_image("lab/unsigned", "v1", content="unsigned")
+    ref = f"{registry.host}/lab/unsigned:v1"
+    r = containerd.pull(ref)
+    assert r.returncode != 0
+    assert (
+        f"image verifier bindir blocked pull of {ref} with digest {digest} for reason: "
+        "verifier pullgate rejected image (exit code 1): "
+        'denied: policy "lab-signed": no authority verified (release: no verifier for key yet)'
+    ) in r.stderr
+
+
+def test_an_image_no_policy_selects_is_blocked(lab, registry: Registry) -> None:
+    containerd, _ = lab
+    registry.push_image("lab/other", "v1", content="other")
+    r = containerd.pull(f"{registry.host}/lab/other:v1")
+    assert r.returncode != 0
+    assert "no policy selects" in r.stderr and "default action is deny" in r.stderr
+
+
+def test_local_pulls_bypass_verifiers(lab, registry: Registry) -> None:
+    """Documented bypass: `ctr image pull --local` skips the transfer service and verifiers."""
+    containerd, _ = lab
+    registry.push_image("lab/unsigned", "local", content="local")
+    r = containerd.pull(f"{registry.host}/lab/unsigned:local", "--local")
+    assert r.returncode == 0, r.stderr
+
+
+def test_daemon_down_blocks_pulls(lab, registry: Registry) -> None:
+    containerd, daemon = lab
+    registry.push_image("lab/allowed", "v2", content="while down")
+    daemon.stop()
+    r = containerd.pull(f"{registry.host}/lab/allowed:v2")
+    assert r.returncode != 0
+    assert (
+        "verifier pullgate rejected image (exit code 2): pullgate could not decide (fail closed)"
+        in r.stderr
+    )
