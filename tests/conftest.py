@@ -47,6 +47,38 @@ def indent_pem(pem: str, spaces: int) -> str:
     return textwrap.indent(pem.strip(), " " * spaces)
 
 
+def key(name: str, pem: str = KEY_A) -> str:
+    """An entry of ``spec.authorities`` (to follow a line ``  authorities:``)."""
+    return f"""
+    - name: {name}
+      key:
+        publicKey: |
+{indent_pem(pem, 10)}"""
+
+
+def keyless(name: str, subject: str) -> str:
+    return f"""
+    - name: {name}
+      keyless:
+        issuer: https://token.actions.githubusercontent.com
+        subject: {subject}"""
+
+
+def doc(name: str, body: str) -> str:
+    """One ImagePolicy document; ``body`` is the YAML under ``spec:``, indented by two."""
+    return f"""---
+apiVersion: pullgate.dev/v1alpha1
+kind: ImagePolicy
+metadata:
+  name: {name}
+spec:
+{body}"""
+
+
+# Every key of a VerifyResponse in the protobuf JSON mapping.
+RESPONSE_KEYS = {"ok", "reason", "decisionId", "policyRevision", "policies", "warnings", "cached"}
+
+
 def write_files(root: Path, files: Mapping[str, str]) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     for name, text in files.items():

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import KEY_A, REPO, indent_pem, write_files
+from conftest import REPO, RESPONSE_KEYS, doc, key, write_files
 
 DIGEST = "sha256:" + "b" * 64
 # The console script the package installs, next to the interpreter running the tests.
@@ -22,29 +22,12 @@ def pullgate(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
     )
 
 
-POLICY = f"""
-apiVersion: pullgate.dev/v1alpha1
-kind: ImagePolicy
-metadata: {{name: signed}}
-spec:
-  images: ["ghcr.io/acme/**"]
-  authorities:
-    - name: release
-      key:
-        publicKey: |
-{indent_pem(KEY_A, 10)}
----
-apiVersion: pullgate.dev/v1alpha1
-kind: ImagePolicy
-metadata: {{name: tools}}
-spec:
-  images: ["docker.io/library/busybox"]
-  namespaces: ["tools"]
-  rules:
-    - name: run-only-in-tools
-      expr: request.namespace == "tools"
-      message: busybox runs only in the tools namespace
-"""
+POLICY = doc("signed", f'  images: ["ghcr.io/acme/**"]\n  authorities:{key("release")}\n') + doc(
+    "tools",
+    '  images: ["docker.io/library/busybox"]\n  namespaces: ["tools"]\n  rules:\n'
+    '    - name: run-only-in-tools\n      expr: request.namespace == "tools"\n'
+    "      message: busybox runs only in the tools namespace\n",
+)
 
 
 @pytest.fixture
@@ -70,13 +53,13 @@ def test_check_reports_every_error_as_file_line_col(tmp_path: Path) -> None:
     assert r.returncode == 1
     lines = r.stderr.splitlines()
     assert lines[0] == "3 errors in the policy revision; nothing was applied"
-    assert lines[1].startswith(f"{bad}/a.yaml:3:18: metadata.name 'Signed' must be a DNS-1123")
+    assert lines[1].startswith(f"{bad}/a.yaml:5:9: metadata.name 'Signed' must be a DNS-1123")
     assert lines[2].startswith(
-        f"{bad}/b.yaml:15:1: duplicate ImagePolicy name 'tools' "
-        f"(first defined at {bad}/a.yaml:15:1)"
+        f"{bad}/b.yaml:17:1: duplicate ImagePolicy name 'tools' "
+        f"(first defined at {bad}/a.yaml:17:1)"
     )
     assert lines[3].startswith(
-        f"{bad}/b.yaml:23:21: rule 'run-only-in-tools': request has no field 'namespce'; "
+        f"{bad}/b.yaml:26:21: rule 'run-only-in-tools': request has no field 'namespce'; "
         "did you mean 'namespace'?"
     )
     assert r.stdout == ""
@@ -126,15 +109,7 @@ def test_verify_json_is_the_verify_response(policies: Path) -> None:
     assert doc["reason"] == (
         "denied: no policy selects docker.io/library/busybox and the default action is deny"
     )
-    assert set(doc) == {
-        "ok",
-        "reason",
-        "decisionId",
-        "policyRevision",
-        "policies",
-        "warnings",
-        "cached",
-    }
+    assert set(doc) == RESPONSE_KEYS
 
 
 def test_verify_unknown_namespace_applies_namespace_policies(policies: Path) -> None:

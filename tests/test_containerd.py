@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import KEY_A, indent_pem, write_files
+from conftest import doc, key, write_files
 from lab.daemon import BIN
 
 D = "sha256:" + "e" * 64
@@ -22,34 +22,14 @@ DESCRIPTOR_TYPE = "application/vnd.oci.descriptor.v1+json"
 INPUT_TYPE = "application/vnd.containerd.image-verifier.input.v1+json"
 
 POLICIES = {
-    "p.yaml": f"""
-apiVersion: pullgate.dev/v1alpha1
-kind: ImagePolicy
-metadata: {{name: open}}
-spec:
-  images: ["ghcr.io/open/**"]
----
-apiVersion: pullgate.dev/v1alpha1
-kind: ImagePolicy
-metadata: {{name: signed}}
-spec:
-  images: ["ghcr.io/signed/**"]
-  authorities:
-    - name: release
-      key:
-        publicKey: |
-{indent_pem(KEY_A, 10)}
----
-apiVersion: pullgate.dev/v1alpha1
-kind: ImagePolicy
-metadata: {{name: team-pods}}
-spec:
-  images: ["ghcr.io/team/**"]
-  rules:
-    - name: team-namespace
-      expr: 'request.namespace == "team-a" && request.pod.name != ""'
-      message: team images run only in team-a pods
-"""
+    "p.yaml": doc("open", '  images: ["ghcr.io/open/**"]\n')
+    + doc("signed", f'  images: ["ghcr.io/signed/**"]\n  authorities:{key("release")}\n')
+    + doc(
+        "team-pods",
+        '  images: ["ghcr.io/team/**"]\n  rules:\n    - name: team-namespace\n'
+        '      expr: \'request.namespace == "team-a" && request.pod.name != ""\'\n'
+        "      message: team images run only in team-a pods\n",
+    )
 }
 
 

@@ -13,31 +13,15 @@ from pathlib import Path
 
 import pytest
 
-from conftest import KEY_A, REPO, indent_pem, write_files
+from conftest import REPO, doc, key, write_files
 from lab.daemon import BIN, Daemon, start_daemon
 from lab.registry import Registry, start_registry
 from lab.tools import debian_package
 
 SAMPLES = REPO / "samples" / "containerd"
 POLICIES = {
-    "p.yaml": f"""
-apiVersion: pullgate.dev/v1alpha1
-kind: ImagePolicy
-metadata: {{name: lab-allowed}}
-spec:
-  images: ["*/lab/allowed"]
----
-apiVersion: pullgate.dev/v1alpha1
-kind: ImagePolicy
-metadata: {{name: lab-signed}}
-spec:
-  images: ["*/lab/unsigned"]
-  authorities:
-    - name: release
-      key:
-        publicKey: |
-{indent_pem(KEY_A, 10)}
-"""
+    "p.yaml": doc("lab-allowed", '  images: ["*/lab/allowed"]\n')
+    + doc("lab-signed", f'  images: ["*/lab/unsigned"]\n  authorities:{key("release")}\n')
 }
 
 

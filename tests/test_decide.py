@@ -13,7 +13,17 @@ from typing import Any
 
 import pytest
 
-from conftest import KEY_A, KEY_B, compile_dir, indent_pem, verifiers, write_files
+from conftest import (
+    KEY_A,
+    KEY_B,
+    RESPONSE_KEYS,
+    compile_dir,
+    doc,
+    key,
+    keyless,
+    verifiers,
+    write_files,
+)
 from pullgate.decide import DEFAULT_OPTIONS, Decider, Options
 from pullgate.evidence import Evidence, Signature, Target
 from pullgate.logs import JsonFormatter
@@ -25,32 +35,6 @@ from pullgate.verifiers import Verifiers
 D1 = "sha256:" + "1" * 64
 D2 = "sha256:" + "2" * 64
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
-
-
-def key(name: str, pem: str) -> str:
-    return f"""
-    - name: {name}
-      key:
-        publicKey: |
-{indent_pem(pem, 10)}"""
-
-
-def keyless(name: str, subject: str) -> str:
-    return f"""
-    - name: {name}
-      keyless:
-        issuer: https://token.actions.githubusercontent.com
-        subject: {subject}"""
-
-
-def doc(name: str, body: str) -> str:
-    return f"""---
-apiVersion: pullgate.dev/v1alpha1
-kind: ImagePolicy
-metadata:
-  name: {name}
-spec:
-{body}"""
 
 
 SETS: dict[str, str] = {
@@ -555,15 +539,7 @@ def test_per_policy_and_per_rule_results(compiled: dict[str, CompiledPolicySet])
     assert [(r.name, r.passed) for r in policy.rules] == [("repository", True), ("fresh", False)]
     assert policy.rules[1].message == "the signature must be younger than 90 days"
     doc = j.to_json()
-    assert set(doc) == {
-        "ok",
-        "reason",
-        "decisionId",
-        "policyRevision",
-        "policies",
-        "warnings",
-        "cached",
-    }
+    assert set(doc) == RESPONSE_KEYS
     assert doc["policies"][0]["rules"][1] == {
         "name": "fresh",
         "passed": False,

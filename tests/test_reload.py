@@ -4,6 +4,7 @@ load every answer comes from one complete policy set."""
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import threading
@@ -143,15 +144,21 @@ def test_an_invalid_update_changes_nothing_and_is_reported(
     publish(root, {"gate.yaml": ALLOW})
     state, _ = follow(root)
     good = state.current
+
+    def rejected() -> list[logging.LogRecord]:
+        return [
+            r
+            for r in caplog.records
+            if getattr(r, "fields", {}).get("event") == "policies_rejected"
+        ]
+
     with caplog.at_level("ERROR", logger="pullgate.reload"):
         publish(root, {"gate.yaml": BROKEN})
-        wait_for(lambda: state.failure is not None)
+        wait_for(lambda: state.failure is not None and bool(rejected()))
     assert state.current is good and decide(state)
     (issue,) = state.failure.issues
     assert str(issue).startswith(f"{root}/gate.yaml:8:20: rule 'r': image has no field 'tagg'")
-    (record,) = [
-        r for r in caplog.records if getattr(r, "fields", {}).get("event") == "policies_rejected"
-    ]
+    (record,) = rejected()
     assert record.fields["keeping"] == good.revision
     assert record.fields["errors"] == [str(issue)]
     publish(root, {"gate.yaml": DENY})  # the next good update applies and clears the failure

@@ -23,41 +23,21 @@ from google.protobuf import json_format
 from grpc_health.v1 import health_pb2
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from conftest import KEY_A, indent_pem, write_files
+from conftest import doc, key, write_files
 from lab.daemon import BIN, DIGEST, start_daemon
 from lab.registry import free_port
 from pullgate.v1 import verifier_pb2 as pb
 from pullgate.v1 import verifier_pb2_grpc as pb_grpc
 
 POLICIES = {
-    "p.yaml": f"""
-apiVersion: pullgate.dev/v1alpha1
-kind: ImagePolicy
-metadata: {{name: open}}
-spec:
-  images: ["ghcr.io/open/**"]
----
-apiVersion: pullgate.dev/v1alpha1
-kind: ImagePolicy
-metadata: {{name: signed}}
-spec:
-  images: ["ghcr.io/signed/**"]
-  authorities:
-    - name: release
-      key:
-        publicKey: |
-{indent_pem(KEY_A, 10)}
----
-apiVersion: pullgate.dev/v1alpha1
-kind: ImagePolicy
-metadata: {{name: prod-only}}
-spec:
-  images: ["ghcr.io/open/prod-*"]
-  rules:
-    - name: in-prod
-      expr: request.namespace.startsWith("prod-")
-      message: runs only in prod namespaces
-"""
+    "p.yaml": doc("open", '  images: ["ghcr.io/open/**"]\n')
+    + doc("signed", f'  images: ["ghcr.io/signed/**"]\n  authorities:{key("release")}\n')
+    + doc(
+        "prod-only",
+        '  images: ["ghcr.io/open/prod-*"]\n  rules:\n    - name: in-prod\n'
+        '      expr: request.namespace.startsWith("prod-")\n'
+        "      message: runs only in prod namespaces\n",
+    )
 }
 
 
@@ -109,8 +89,8 @@ def test_the_grpc_json_mapping_equals_the_cli_json(daemons, policies: Path) -> N
         check=False,
     )
     local = json.loads(cli.stdout)
-    for doc in (served, local):
-        doc.pop("decisionId")
+    for answer in (served, local):
+        answer.pop("decisionId")
     assert served == local
 
 

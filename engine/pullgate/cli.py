@@ -11,9 +11,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
-from typing import TextIO
+from typing import TextIO, TypeVar
 
 import grpc
 
@@ -30,6 +30,9 @@ from .request import OPERATIONS, Descriptor, InvalidRequest, Request
 from .rules import load_policies
 from .server import ServeError, serve
 from .v1 import verifier_pb2 as pb
+from .v1.verifier_pb2_grpc import ImageVerifierStub
+
+T = TypeVar("T")
 
 __all__ = ["main"]
 
@@ -176,32 +179,31 @@ def _verify_remote(args: argparse.Namespace, request: Request) -> int:
         print("pullgate: --server needs a digest: give REF@sha256:... or --digest", file=sys.stderr)
         return EXIT_ERROR
     request = replace(request, descriptor=replace(request.descriptor, digest=digest))
-    try:
-        channel, stub = connect(args.server, _tls(args))
-    except (ValueError, OSError) as exc:
-        print(f"pullgate: --server: {exc}", file=sys.stderr)
+    response = _ask(args, lambda stub: stub.Verify(request_to_proto(request), timeout=args.timeout))
+    if response is None:
         return EXIT_ERROR
-    with channel:
-        try:
-            response = stub.Verify(request_to_proto(request), timeout=args.timeout)
-        except grpc.RpcError as exc:
-            print(f"pullgate: {args.server}: {exc.code().name}: {exc.details()}", file=sys.stderr)
-            return EXIT_ERROR
     return _show(judgement_from_proto(response, image=str(ref), digest=digest), args.json)
 
 
-def cmd_status(args: argparse.Namespace) -> int:
+def _ask(args: argparse.Namespace, call: Callable[[ImageVerifierStub], T]) -> T | None:
+    """One call to the daemon at ``--server``; None (with the reason on stderr) on failure."""
     try:
         channel, stub = connect(args.server, _tls(args))
     except (ValueError, OSError) as exc:
         print(f"pullgate: --server: {exc}", file=sys.stderr)
-        return EXIT_ERROR
+        return None
     with channel:
         try:
-            status = stub.Status(pb.StatusRequest(), timeout=args.timeout)
+            return call(stub)
         except grpc.RpcError as exc:
             print(f"pullgate: {args.server}: {exc.code().name}: {exc.details()}", file=sys.stderr)
-            return EXIT_ERROR
+            return None
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    status = _ask(args, lambda stub: stub.Status(pb.StatusRequest(), timeout=args.timeout))
+    if status is None:
+        return EXIT_ERROR
     if status.policy_revision:
         print(
             f"serving revision {status.policy_revision} ({status.policies} policies from "
