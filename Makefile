@@ -42,6 +42,7 @@ proto: $(VENV)/.installed
 bench: $(VENV)/.installed
 	$(BIN)/python bench/judgement.py
 	$(BIN)/python bench/containerd_exec.py
+	$(BIN)/python bench/verify.py
 
 clean:
 	rm -rf $(VENV) run .pytest_cache .mypy_cache .ruff_cache

@@ -22,7 +22,9 @@ def pullgate(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
     )
 
 
-POLICY = doc("signed", f'  images: ["ghcr.io/acme/**"]\n  authorities:{key("release")}\n') + doc(
+POLICY = doc(
+    "signed", f'  images: ["127.0.0.1:9/acme/**"]\n  authorities:{key("release")}\n'
+) + doc(
     "tools",
     '  images: ["docker.io/library/busybox"]\n  namespaces: ["tools"]\n  rules:\n'
     '    - name: run-only-in-tools\n      expr: request.namespace == "tools"\n'
@@ -72,12 +74,13 @@ def test_check_empty_directory_is_invalid(tmp_path: Path) -> None:
 
 
 def test_verify_denied_exit_1_with_reason(policies: Path) -> None:
-    r = pullgate("verify", f"ghcr.io/acme/app@{DIGEST}", "--policies", str(policies))
+    # The signatures' registry refuses connections: the authority cannot verify, so: deny.
+    r = pullgate("verify", f"127.0.0.1:9/acme/app@{DIGEST}", "--policies", str(policies))
     assert r.returncode == 1
-    assert r.stdout.startswith(f"DENIED ghcr.io/acme/app@{DIGEST}\n")
+    assert r.stdout.startswith(f"DENIED 127.0.0.1:9/acme/app@{DIGEST}\n")
     assert (
-        'reason:   denied: policy "signed": no authority verified '
-        "(release: no verifier for key yet)" in r.stdout
+        'reason:   denied: policy "signed": no authority verified (release: cannot fetch the '
+        f"cosign signatures of 127.0.0.1:9/acme/app@{DIGEST}: " in r.stdout
     )
     decision = json.loads(r.stderr.strip().splitlines()[-1])
     assert decision["event"] == "decision" and decision["ok"] is False

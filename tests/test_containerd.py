@@ -23,7 +23,7 @@ INPUT_TYPE = "application/vnd.containerd.image-verifier.input.v1+json"
 
 POLICIES = {
     "p.yaml": doc("open", '  images: ["ghcr.io/open/**"]\n')
-    + doc("signed", f'  images: ["ghcr.io/signed/**"]\n  authorities:{key("release")}\n')
+    + doc("signed", f'  images: ["127.0.0.1:9/signed/**"]\n  authorities:{key("release")}\n')
     + doc(
         "team-pods",
         '  images: ["ghcr.io/team/**"]\n  rules:\n    - name: team-namespace\n'
@@ -90,10 +90,11 @@ def test_allow(daemon) -> None:
 
 
 def test_deny_with_the_reason(daemon) -> None:
-    r = run("ghcr.io/signed/app:1", descriptor(), address=daemon.address)
+    r = run("127.0.0.1:9/signed/app:1", descriptor(), address=daemon.address)
     assert r.returncode == 1
     assert one_line(r).startswith(
-        'denied: policy "signed": no authority verified (release: no verifier for key yet)'
+        'denied: policy "signed": no authority verified (release: cannot fetch the cosign '
+        f"signatures of 127.0.0.1:9/signed/app@{D}: "
     )
 
 
@@ -236,7 +237,7 @@ def test_daemon_down_fails_closed(tmp_path: Path) -> None:
 def test_fail_open_lets_the_pull_through_when_the_daemon_is_down(tmp_path: Path) -> None:
     for extra, env in ((("--fail-open",), {}), ((), {"PULLGATE_FAIL_OPEN": "1"})):
         r = run(
-            "ghcr.io/signed/app:1",
+            "127.0.0.1:9/signed/app:1",
             descriptor(),
             address=f"unix://{tmp_path}/none.sock",
             extra=extra,
@@ -247,7 +248,9 @@ def test_fail_open_lets_the_pull_through_when_the_daemon_is_down(tmp_path: Path)
 
 
 def test_fail_open_never_overrides_a_denial(daemon) -> None:
-    r = run("ghcr.io/signed/app:1", descriptor(), address=daemon.address, extra=("--fail-open",))
+    r = run(
+        "127.0.0.1:9/signed/app:1", descriptor(), address=daemon.address, extra=("--fail-open",)
+    )
     assert r.returncode == 1
 
 

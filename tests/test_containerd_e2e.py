@@ -3,52 +3,20 @@ image-verifier bin_dir, pulling from a real registry through its transfer servic
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-import time
 import tomllib
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
-from conftest import REPO, doc, key, write_files
-from lab.daemon import BIN, Daemon, start_daemon
+from conftest import doc, key, write_files
+from lab.containerd import SAMPLES, Containerd, start_containerd
+from lab.daemon import Daemon, start_daemon
 from lab.registry import Registry, start_registry
-from lab.tools import debian_package
 
-SAMPLES = REPO / "samples" / "containerd"
 POLICIES = {
     "p.yaml": doc("lab-allowed", '  images: ["*/lab/allowed"]\n')
     + doc("lab-signed", f'  images: ["*/lab/unsigned"]\n  authorities:{key("release")}\n')
 }
-
-
-@dataclass
-class Containerd:
-    ctr: Path
-    address: Path
-    process: subprocess.Popen[bytes]
-    log: Path
-
-    def pull(self, ref: str, *extra: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [
-                str(self.ctr),
-                "--address",
-                str(self.address),
-                "image",
-                "pull",
-                "--plain-http",
-                *extra,
-                ref,
-            ],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
 
 
 @pytest.fixture(scope="module")
@@ -63,41 +31,15 @@ def lab(
     tmp_path_factory: pytest.TempPathFactory, registry: Registry
 ) -> Iterator[tuple[Containerd, Daemon]]:
     tmp = tmp_path_factory.mktemp("containerd")
-    daemon = start_daemon(tmp / "pullgate", write_files(tmp / "policies", POLICIES))
-    package = debian_package("containerd", "sid")
-    verifiers = tmp / "verifiers"
-    verifiers.mkdir()
-    # The sample wrapper, pointed at this venv and this daemon.
-    wrapper = (SAMPLES / "pullgate").read_text()
-    wrapper = wrapper.replace("/opt/pullgate/venv/bin/", f"{BIN}/").replace(
-        "unix:///run/pullgate/pullgate.sock", daemon.address
+    daemon = start_daemon(
+        tmp / "pullgate",
+        write_files(tmp / "policies", POLICIES),
+        config=f"registry: {{insecure: ['{registry.host}']}}\n",
     )
-    (verifiers / "pullgate").write_text(wrapper)
-    (verifiers / "pullgate").chmod(0o755)
-    sample = (SAMPLES / "pullgate-verifier.toml").read_text()
-    config = tmp / "config.toml"
-    config.write_text(
-        f'version = 3\nroot = "{tmp}/root"\nstate = "{tmp}/state"\n'
-        f'[grpc]\n  address = "{tmp}/containerd.sock"\n\n'
-        + sample.split("version = 3", 1)[1].replace("/opt/pullgate/verifiers", str(verifiers))
-    )
-    log = tmp / "containerd.log"
-    process = subprocess.Popen(
-        [str(package / "usr/bin/containerd"), "--config", str(config)],
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
-    )
-    sock = tmp / "containerd.sock"
-    deadline = time.monotonic() + 20
-    while not sock.exists():
-        assert process.poll() is None, log.read_text()[-3000:]
-        assert time.monotonic() < deadline, log.read_text()[-3000:]
-        time.sleep(0.05)
-    yield Containerd(package / "usr/bin/ctr", sock, process, log), daemon
-    process.terminate()
-    process.wait(10)
+    containerd = start_containerd(tmp / "containerd", daemon.address)
+    yield containerd, daemon
+    containerd.stop()
     daemon.stop()
-    shutil.rmtree(tmp / "root", ignore_errors=True)
 
 
 def test_the_sample_config_is_valid_toml_for_containerd_2() -> None:
@@ -131,7 +73,8 @@ def test_a_denied_image_is_blocked_with_pullgates_reason(lab, registry: Registry
     assert (
         f"image verifier bindir blocked pull of {ref} with digest {digest} for reason: "
         "verifier pullgate rejected image (exit code 1): "
-        'denied: policy "lab-signed": no authority verified (release: no verifier for key yet)'
+        'denied: policy "lab-signed": no authority verified (release: no cosign signature for '
+        f"{registry.host}/lab/unsigned@{digest}"
     ) in r.stderr
 
 

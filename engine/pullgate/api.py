@@ -62,7 +62,11 @@ def judgement_to_proto(j: Judgement) -> pb.VerifyResponse:
                 passed=p.passed,
                 authorities=[
                     pb.AuthorityResult(
-                        name=a.name, verified=a.verified, signatures=a.signatures, error=a.error
+                        name=a.name,
+                        verified=a.verified,
+                        signatures=a.signatures,
+                        error=a.error,
+                        cached=a.cached,
                     )
                     for a in p.authorities
                 ],
@@ -93,7 +97,7 @@ def judgement_from_proto(m: pb.VerifyResponse, *, image: str = "", digest: str =
                 mode=p.mode,
                 passed=p.passed,
                 authorities=tuple(
-                    AuthorityResult(a.name, a.verified, a.signatures, a.error)
+                    AuthorityResult(a.name, a.verified, a.signatures, a.error, a.cached)
                     for a in p.authorities
                 ),
                 rules=tuple(RuleResult(r.name, r.passed, r.message, r.error) for r in p.rules),

@@ -13,7 +13,7 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from typing import TextIO, TypeVar
+from typing import TYPE_CHECKING, TextIO, TypeVar
 
 import grpc
 
@@ -31,6 +31,10 @@ from .rules import load_policies
 from .server import ServeError, serve
 from .v1 import verifier_pb2 as pb
 from .v1.verifier_pb2_grpc import ImageVerifierStub
+from .verifiers.configure import build_registry, build_verifiers
+
+if TYPE_CHECKING:
+    from .registry import RegistryClient
 
 T = TypeVar("T")
 
@@ -136,23 +140,41 @@ def cmd_verify(args: argparse.Namespace) -> int:
     except PolicyLoadError as exc:
         _load_errors(exc, sys.stderr)
         return EXIT_ERROR
+    registry = build_registry(config)
+    if not digest and "@" not in args.ref:
+        request = _resolved(request, registry)
     decider = Decider(
+        build_verifiers(config, registry),
         options=Options(
             default_action=config.default_action, unknown_namespace=config.unknown_namespace
-        )
+        ),
     )
-    if not digest and "@" not in args.ref:
-        print(
-            "pullgate: no digest given (REF@sha256:... or --digest): "
-            "authorities cannot be verified",
-            file=sys.stderr,
-        )
     try:
         judgement = decider.decide(compiled, request)
     except InvalidRequest as exc:
         print(f"pullgate: {exc}", file=sys.stderr)
         return EXIT_ERROR
     return _show(judgement, args.json)
+
+
+def _resolved(request: Request, registry: RegistryClient) -> Request:
+    """The request with the digest the registry serves for its tag (as containerd resolves it).
+
+    Failing that, the request as it was: policies that need no signature still decide, the
+    others report "no digest to verify".
+    """
+    from .registry import RegistryError
+
+    try:
+        ref = parse_reference(request.image_name)
+        digest = registry.resolve(ref.registry, ref.repository, ref.effective_tag)
+    except (InvalidReference, RegistryError) as exc:
+        reason = getattr(exc, "reason", str(exc))
+        name = request.image_name
+        print(f"pullgate: cannot resolve {name} to a digest: {reason}", file=sys.stderr)
+        return request
+    print(f"pullgate: {request.image_name} resolves to {digest}", file=sys.stderr)
+    return replace(request, descriptor=replace(request.descriptor, digest=digest))
 
 
 def _show(judgement: Judgement, as_json: bool) -> int:

@@ -237,7 +237,11 @@ class _Decision:
         ]
         authority_results = tuple(
             AuthorityResult(
-                name=n, verified=e.verified, signatures=len(e.signatures), error=e.error
+                name=n,
+                verified=e.verified,
+                signatures=len(e.signatures),
+                error=e.error,
+                cached=e.cached,
             )
             for n, e in found
         )

@@ -30,6 +30,7 @@ class AuthorityResult:
     verified: bool
     signatures: int = 0
     error: str = ""
+    cached: bool = False  # the evidence came from the evidence cache
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -37,6 +38,7 @@ class AuthorityResult:
             "verified": self.verified,
             "signatures": self.signatures,
             "error": self.error,
+            "cached": self.cached,
         }
 
 
@@ -97,5 +99,6 @@ class Judgement:
             "policies": [p.name for p in self.policies],
             "warnings": list(self.warnings),
             "cached": self.cached,
+            "evidenceCached": sum(a.cached for p in self.policies for a in p.authorities),
             "durationMs": round(self.duration_ms, 3),
         }

@@ -33,6 +33,7 @@ from .reload import PolicyState, Reloader
 from .request import InvalidRequest, check_request
 from .v1 import verifier_pb2 as pb
 from .v1 import verifier_pb2_grpc as pb_grpc
+from .verifiers.configure import build_verifiers
 
 __all__ = ["SERVICE", "Daemon", "ServeError", "serve"]
 
@@ -146,9 +147,10 @@ class Daemon:
         self.config = config
         self.state = PolicyState()
         self.decider = Decider(
+            build_verifiers(config),
             options=Options(
                 default_action=config.default_action, unknown_namespace=config.unknown_namespace
-            )
+            ),
         )
         self.reloader = Reloader(
             config.policies,

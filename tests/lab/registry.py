@@ -15,12 +15,20 @@ import tarfile
 import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
+from base64 import b64encode
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
 OCI_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+OCI_EMPTY = "application/vnd.oci.empty.v1+json"
+DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+DOCKER_MANIFEST_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
+DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
+DOCKER_LAYER = "application/vnd.docker.image.rootfs.diff.tar.gzip"
 
 
 def free_port() -> int:
@@ -38,6 +46,7 @@ class Registry:
     host: str  # 127.0.0.1:PORT
     process: subprocess.Popen[bytes]
     root: Path
+    auth: tuple[str, str] | None = field(default=None, repr=False)  # basic auth for pushes
 
     @property
     def url(self) -> str:
@@ -51,7 +60,11 @@ class Registry:
         headers: dict[str, str] | None = None,
     ) -> tuple[int, dict[str, str], bytes]:
         url = path if path.startswith("http") else self.url + path
-        req = urllib.request.Request(url, data=data, method=method, headers=headers or {})
+        headers = dict(headers or {})
+        if self.auth is not None:
+            user, password = self.auth
+            headers["Authorization"] = "Basic " + b64encode(f"{user}:{password}".encode()).decode()
+        req = urllib.request.Request(url, data=data, method=method, headers=headers)
         try:
             with urllib.request.urlopen(req, timeout=10) as resp:
                 return resp.status, dict(resp.headers), resp.read()
@@ -84,6 +97,23 @@ class Registry:
 
     def push_image(self, repo: str, tag: str, content: str = "hello") -> str:
         """Push a one-layer OCI image; return its manifest digest."""
+        return self.push_manifest(repo, tag, self._image_manifest(repo, content, OCI_MANIFEST))
+
+    def push_docker_image(self, repo: str, tag: str, content: str = "hello") -> str:
+        """Push a one-layer image with Docker v2 schema 2 media types; return its digest."""
+        manifest = self._image_manifest(repo, content, DOCKER_MANIFEST)
+        return self.push_manifest(repo, tag, manifest, DOCKER_MANIFEST)
+
+    def push_index(
+        self, repo: str, tag: str, manifests: list[dict[str, object]], media_type: str = OCI_INDEX
+    ) -> str:
+        """Push an index (OCI) or manifest list (Docker) of the given descriptors."""
+        index = {"schemaVersion": 2, "mediaType": media_type, "manifests": manifests}
+        return self.push_manifest(repo, tag, json.dumps(index).encode(), media_type)
+
+    def _image_manifest(self, repo: str, content: str, media_type: str) -> bytes:
+        """Push the config and layer of a one-layer image; return its manifest (not pushed)."""
+        docker = media_type == DOCKER_MANIFEST
         raw = io.BytesIO()
         with tarfile.open(fileobj=raw, mode="w") as tar:
             data = content.encode()
@@ -100,25 +130,24 @@ class Registry:
                 "rootfs": {"type": "layers", "diff_ids": [sha256(raw.getvalue())]},
             }
         ).encode()
-        manifest = json.dumps(
+        return json.dumps(
             {
                 "schemaVersion": 2,
-                "mediaType": OCI_MANIFEST,
+                "mediaType": media_type,
                 "config": {
-                    "mediaType": OCI_CONFIG,
+                    "mediaType": DOCKER_CONFIG if docker else OCI_CONFIG,
                     "digest": self.push_blob(repo, config),
                     "size": len(config),
                 },
                 "layers": [
                     {
-                        "mediaType": OCI_LAYER,
+                        "mediaType": DOCKER_LAYER if docker else OCI_LAYER,
                         "digest": self.push_blob(repo, layer),
                         "size": len(layer),
                     }
                 ],
             }
         ).encode()
-        return self.push_manifest(repo, tag, manifest)
 
     def stop(self) -> None:
         self.process.terminate()
@@ -128,7 +157,23 @@ class Registry:
             self.process.kill()
 
 
-def start_registry(root: Path) -> Registry:
+def write_htpasswd(path: Path, users: Mapping[str, str]) -> None:
+    """An htpasswd file with bcrypt entries: docker-registry answers 401 to MD5 (``$apr1$``)."""
+    import bcrypt  # the `test` extra; imported here so registries without auth do not need it
+
+    lines = [
+        f"{user}:{bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=4)).decode()}\n"
+        for user, password in users.items()
+    ]
+    path.write_text("".join(lines))
+
+
+def start_registry(root: Path, htpasswd: Mapping[str, str] | None = None) -> Registry:
+    """Start docker-registry on a free loopback port, storing under ``root``.
+
+    With ``htpasswd`` ({user: password}) the registry requires basic auth (realm
+    ``pullgate-tests``); the returned Registry pushes as the first user.
+    """
     binary = shutil.which("docker-registry")
     if binary is None:
         raise RuntimeError(
@@ -138,6 +183,10 @@ def start_registry(root: Path) -> Registry:
     port = free_port()
     root.mkdir(parents=True, exist_ok=True)
     config = root / "config.yml"
+    auth = ""
+    if htpasswd:
+        write_htpasswd(root / "htpasswd", htpasswd)
+        auth = f"auth: {{htpasswd: {{realm: pullgate-tests, path: {root / 'htpasswd'}}}}}\n"
     config.write_text(
         f"""version: 0.1
 log: {{level: warn}}
@@ -147,7 +196,7 @@ storage:
 http:
   addr: 127.0.0.1:{port}
   secret: pullgate-tests
-"""
+{auth}"""
     )
     log = open(root / "registry.log", "wb")  # noqa: SIM115 - lives as long as the process
     process = subprocess.Popen(
@@ -156,7 +205,8 @@ http:
         stderr=subprocess.STDOUT,
         env={**os.environ, "OTEL_TRACES_EXPORTER": "none"},
     )
-    registry = Registry(f"127.0.0.1:{port}", process, root)
+    first_user = next(iter(htpasswd.items())) if htpasswd else None
+    registry = Registry(f"127.0.0.1:{port}", process, root, first_user)
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         if process.poll() is not None:

@@ -88,7 +88,7 @@ class _FileRefs:
         self.issues = issues
         self.seen: dict[str, bytes] = {}
 
-    def __call__(self, name: str, mark: Mark) -> bytes | None:
+    def __call__(self, name: str, mark: Mark) -> tuple[bytes, str] | None:
         path = Path(name) if os.path.isabs(name) else self.root / name
         try:
             with open(path, "rb") as f:
@@ -99,8 +99,9 @@ class _FileRefs:
         if len(data) > MAX_FILE_BYTES:
             self.issues.append(Issue(mark, f"{name!r} is larger than {MAX_FILE_BYTES} bytes"))
             return None
-        self.seen[str(path.absolute())] = data
-        return data
+        absolute = str(path.absolute())
+        self.seen[absolute] = data
+        return data, absolute
 
 
 def _revision(contents: list[tuple[str, bytes]], refs: dict[str, bytes]) -> str:

@@ -85,6 +85,7 @@ class KeyAuthority:
     kind: ClassVar[str] = "key"
     public_key: str  # PEM
     tlog: Literal["required", "optional"] = "optional"
+    trusted_root: str = "production"  # where Rekor's keys come from, to check a SET
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +97,9 @@ class KeylessAuthority:
     subject_regexp: str = ""
     trusted_root: str = "production"  # "production" | "staging" | absolute path to a JSON file
     ctlog: Literal["required", "optional"] = "required"
+    # "optional" allows signatures without a Rekor SET (a private PKI without a log); their
+    # certificates are then checked at the current time.
+    tlog: Literal["required", "optional"] = "required"
 
 
 @dataclass(frozen=True, slots=True)

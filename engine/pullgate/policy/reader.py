@@ -22,10 +22,11 @@ DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 _RE2_OPTIONS = re2.Options()
 _RE2_OPTIONS.log_errors = False
 
-FileReader = Callable[[str, Mark], bytes | None]
+# Reads a file a policy names: (its bytes, its absolute path), or None after reporting why not.
+FileReader = Callable[[str, Mark], tuple[bytes, str] | None]
 
 
-def _no_files(name: str, mark: Mark) -> bytes | None:
+def _no_files(name: str, mark: Mark) -> tuple[bytes, str] | None:
     raise ValueError("this document cannot refer to files")
 
 
@@ -202,5 +203,5 @@ class Reader:
         file_name = self.string(path, f"{what}.path")
         if file_name is None:
             return None
-        data = self.read_file(file_name, path.mark)
-        return (data, path) if data is not None else None
+        found = self.read_file(file_name, path.mark)
+        return (found[0], path) if found is not None else None

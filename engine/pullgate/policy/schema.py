@@ -52,16 +52,17 @@ Document = ImagePolicy | PolicyTest
 
 
 def _key(r: Reader, node: Node, what: str) -> KeyAuthority | None:
-    fields = r.mapping(node, what, allowed=("publicKey", "path", "tlog"))
+    fields = r.mapping(node, what, allowed=("publicKey", "path", "tlog", "trustedRoot"))
     if fields is None:
         return None
+    root = _trusted_root(r, fields, what)
     tlog = (
         r.choice(fields["tlog"], f"{what}.tlog", ("required", "optional"))
         if "tlog" in fields
         else "optional"
     )
     source = r.pem(fields, node, what, "publicKey")
-    if source is None or tlog is None:
+    if source is None or tlog is None or root is None:
         return None
     data, where = source
     try:
@@ -94,7 +95,7 @@ def _key(r: Reader, node: Node, what: str) -> KeyAuthority | None:
         return None
     # Re-encoded, so the same key written with other line endings or wrapping is one authority.
     pem = key.public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo).decode("ascii")
-    return KeyAuthority(public_key=pem, tlog=tlog)  # type: ignore[arg-type]
+    return KeyAuthority(public_key=pem, tlog=tlog, trusted_root=root)  # type: ignore[arg-type]
 
 
 def _one_of(
@@ -119,11 +120,40 @@ def _one_of(
     return ("", value) if value is not None else None
 
 
+def _trusted_root(r: Reader, fields: dict[str, Node], what: str) -> str | None:
+    """``production`` (default), ``staging``, or a trusted_root.json, kept as an absolute path."""
+    if "trustedRoot" not in fields:
+        return "production"
+    node = fields["trustedRoot"]
+    value = r.string(node, f"{what}.trustedRoot")
+    if value is None or value in ("production", "staging"):
+        return value
+    found = r.read_file(value, node.mark)
+    if found is None:
+        return None
+    try:
+        doc = json.loads(found[0])
+        if not isinstance(doc, dict) or not isinstance(doc.get("tlogs", []), list):
+            raise ValueError("not a trusted root object")
+    except ValueError as exc:
+        r.fail(node.mark, f"{what}.trustedRoot {value!r} is not a trusted_root.json: {exc}")
+        return None
+    return found[1]
+
+
 def _keyless(r: Reader, node: Node, what: str) -> KeylessAuthority | None:
     fields = r.mapping(
         node,
         what,
-        allowed=("issuer", "issuerRegExp", "subject", "subjectRegExp", "trustedRoot", "ctlog"),
+        allowed=(
+            "issuer",
+            "issuerRegExp",
+            "subject",
+            "subjectRegExp",
+            "trustedRoot",
+            "ctlog",
+            "tlog",
+        ),
     )
     if fields is None:
         return None
@@ -134,22 +164,13 @@ def _keyless(r: Reader, node: Node, what: str) -> KeylessAuthority | None:
         if "ctlog" in fields
         else "required"
     )
-    root = "production"
-    if "trustedRoot" in fields:
-        value = r.string(fields["trustedRoot"], f"{what}.trustedRoot")
-        if value is not None and value not in ("production", "staging"):
-            data = r.read_file(value, fields["trustedRoot"].mark)
-            if data is not None:
-                try:
-                    if not isinstance(json.loads(data), dict):
-                        raise ValueError("not a JSON object")
-                except ValueError as exc:
-                    r.fail(
-                        fields["trustedRoot"].mark,
-                        f"{what}.trustedRoot {value!r} is not a trusted_root.json: {exc}",
-                    )
-        root = value or root
-    if issuer is None or subject is None or ctlog is None:
+    root = _trusted_root(r, fields, what)
+    tlog = (
+        r.choice(fields["tlog"], f"{what}.tlog", ("required", "optional"))
+        if "tlog" in fields
+        else "required"
+    )
+    if issuer is None or subject is None or ctlog is None or root is None or tlog is None:
         return None
     return KeylessAuthority(
         issuer=issuer[0],
@@ -158,6 +179,7 @@ def _keyless(r: Reader, node: Node, what: str) -> KeylessAuthority | None:
         subject_regexp=subject[1],
         trusted_root=root,
         ctlog=ctlog,  # type: ignore[arg-type]
+        tlog=tlog,  # type: ignore[arg-type]
     )
 
 

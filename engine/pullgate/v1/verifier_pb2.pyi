@@ -74,16 +74,18 @@ class RuleResult(_message.Message):
     def __init__(self, name: _Optional[str] = ..., passed: _Optional[bool] = ..., message: _Optional[str] = ..., error: _Optional[str] = ...) -> None: ...
 
 class AuthorityResult(_message.Message):
-    __slots__ = ("name", "verified", "signatures", "error")
+    __slots__ = ("name", "verified", "signatures", "error", "cached")
     NAME_FIELD_NUMBER: _ClassVar[int]
     VERIFIED_FIELD_NUMBER: _ClassVar[int]
     SIGNATURES_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
+    CACHED_FIELD_NUMBER: _ClassVar[int]
     name: str
     verified: bool
     signatures: int
     error: str
-    def __init__(self, name: _Optional[str] = ..., verified: _Optional[bool] = ..., signatures: _Optional[int] = ..., error: _Optional[str] = ...) -> None: ...
+    cached: bool
+    def __init__(self, name: _Optional[str] = ..., verified: _Optional[bool] = ..., signatures: _Optional[int] = ..., error: _Optional[str] = ..., cached: _Optional[bool] = ...) -> None: ...
 
 class PolicyResult(_message.Message):
     __slots__ = ("name", "mode", "passed", "authorities", "rules")

@@ -12,7 +12,7 @@ from typing import Protocol
 from ..evidence import Evidence, Target
 from ..policy import Authority
 
-__all__ = ["KINDS", "MissingVerifier", "Verifier", "Verifiers"]
+__all__ = ["KINDS", "AnyOf", "MissingVerifier", "Verifier", "Verifiers"]
 
 KINDS = ("key", "keyless", "notation")
 
@@ -37,6 +37,24 @@ class MissingVerifier:
         return Evidence.unverified(f"no verifier for {self.kind} yet")
 
 
+class AnyOf:
+    """Several places a signature may be (cosign's .sig tag, Sigstore bundle referrers): the
+    authority is verified by every signature any of them verifies."""
+
+    def __init__(self, *verifiers: Verifier) -> None:
+        if not verifiers:
+            raise ValueError("AnyOf needs at least one verifier")
+        self.verifiers = verifiers
+
+    def verify(self, authority: Authority, target: Target) -> Evidence:
+        results = [v.verify(authority, target) for v in self.verifiers]
+        signatures = tuple(s for r in results for s in r.signatures)
+        if signatures:
+            return Evidence(signatures=signatures)
+        reasons = "; ".join(dict.fromkeys(r.error for r in results if r.error))
+        return Evidence.unverified(reasons or "no signature verified")
+
+
 class Verifiers:
     """The verifier for each authority kind."""
 
@@ -47,7 +65,10 @@ class Verifiers:
             raise ValueError(
                 f"unknown authority kinds {sorted(unknown)}; known: {', '.join(KINDS)}"
             )
-        self._by_kind: dict[str, Verifier] = {k: given.get(k) or MissingVerifier(k) for k in KINDS}
+        # Not `given.get(k) or ...`: a verifier may be falsy (an empty cache has len 0).
+        self._by_kind: dict[str, Verifier] = {
+            k: given[k] if k in given else MissingVerifier(k) for k in KINDS
+        }
 
     def for_kind(self, kind: str) -> Verifier:
         return self._by_kind[kind]

@@ -1,0 +1,1457 @@
+"""Read manifests, blobs and referrers from OCI registries (the distribution API, read-only).
+
+Every verifier needs the same few reads: a manifest by tag or digest, a blob, and the artifacts
+that refer to an image (signatures, attestations). This module does them with the checks a
+verifier cannot skip: every body is bounded before it is read, every digest-addressed body is
+hashed and compared, and credentials never leave the host they belong to.
+
+HTTP goes through ``urllib3`` (v2) because it gives pooled keep-alive connections, separate
+connect and read timeouts and streamed bodies that we can cut off at a bound, while letting us
+turn off its redirects and retries so that this module decides which headers follow a redirect.
+``requests`` would add automatic redirects and its own auth handling that we would have to fight,
+and ``http.client`` alone has no connection pool.
+
+The network sits behind one seam, :class:`Transport` (modelled on python-tuf's
+``FetcherInterface``): tests plug in a scripted network to produce timeouts, retries, redirects
+and oversized bodies on demand. Authentication follows docker's: anonymous first, then the
+``WWW-Authenticate`` challenge (``Basic`` with the host's credentials, or ``Bearer`` with a token
+from the realm, cached per host and scope). Credentials come from a :class:`CredentialStore`;
+:class:`DockerConfig` reads docker's ``config.json`` and its credential helpers.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import email.utils
+import hashlib
+import ipaddress
+import json
+import logging
+import os
+import re
+import shutil
+import signal
+import subprocess
+import threading
+import time
+import urllib.parse
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import urllib3
+import urllib3.exceptions
+
+from . import __version__
+from .reference import DIGEST_HEX_LENGTHS, ImageRef, InvalidReference, parse_digest
+
+__all__ = [
+    "DOCKER_MANIFEST",
+    "DOCKER_MANIFEST_LIST",
+    "MANIFEST_TYPES",
+    "OCI_INDEX",
+    "OCI_MANIFEST",
+    "BadReference",
+    "BadResponse",
+    "Challenge",
+    "CredentialStore",
+    "Credentials",
+    "DigestMismatch",
+    "DockerConfig",
+    "Manifest",
+    "NotFound",
+    "RegistryClient",
+    "RegistryError",
+    "Response",
+    "TooLarge",
+    "Transport",
+    "Unauthorized",
+    "Unreachable",
+    "Urllib3Transport",
+    "parse_challenges",
+]
+
+log = logging.getLogger(__name__)
+
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+DOCKER_MANIFEST_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
+MANIFEST_TYPES: tuple[str, ...] = (OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST)
+"""Every manifest type this client accepts, in the order of preference sent in ``Accept``."""
+
+INDEX_TYPES: tuple[str, ...] = (OCI_INDEX, DOCKER_MANIFEST_LIST)
+
+DOCKER_HUB = "docker.io"
+DOCKER_HUB_API = "registry-1.docker.io"
+"""The host that serves the distribution API for ``docker.io`` images."""
+DOCKER_HUB_CONFIG_KEY = "https://index.docker.io/v1/"
+"""How docker names Docker Hub in ``config.json`` and to credential helpers."""
+_DOCKER_HUB_ALIASES = frozenset({"docker.io", "index.docker.io", "registry-1.docker.io"})
+
+IDENTITY_TOKEN_USER = "<token>"  # noqa: S105 - a marker user name, not a secret
+"""The user name docker writes for an identity (refresh) token instead of a password."""
+
+MAX_REDIRECTS = 5
+MAX_REFERRER_PAGES = 10
+"""Pages of the referrers API followed through ``Link: <...>; rel="next"`` before giving up."""
+_MAX_TOKEN_BYTES = 1 << 20
+_MAX_ERROR_BYTES = 64 << 10
+_DEFAULT_TOKEN_LIFETIME = 60.0
+_TOKEN_EXPIRY_MARGIN = 1.0
+"""Seconds before ``expires_in`` at which a cached token is no longer sent (clock skew)."""
+_RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+_REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+_FIRST_BACKOFF = 0.5
+"""Wait before the first retry when the registry sends no ``Retry-After``; doubles each time."""
+_USER_AGENT = f"pullgate/{__version__}"
+_CHUNK = 64 << 10
+
+# RFC 7230 token and RFC 7235 token68 characters.
+_TOKEN_RE = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_TOKEN68_RE = re.compile(r"[A-Za-z0-9._~+/-]+=*")
+# A bearer token goes into a header: printable ASCII without spaces (RFC 6750 b64token and JWTs).
+_BEARER_RE = re.compile(r"[!-~]+")
+_HELPER_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+_LINK_NEXT_RE = re.compile(r'<([^>]*)>\s*;[^,]*\brel="?next"?', re.IGNORECASE)
+
+
+# --- errors -----------------------------------------------------------------------------------
+
+
+class RegistryError(Exception):
+    """A registry read failed. ``reason`` is one line that names the host and repository and says
+    what to do; it never contains a password, token or ``Authorization`` header."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+    def __str__(self) -> str:
+        return self.reason
+
+
+class NotFound(RegistryError):
+    """The repository, tag, manifest or blob does not exist (404)."""
+
+
+class Unauthorized(RegistryError):
+    """The registry refused access (401/403) after authentication was attempted."""
+
+
+class Unreachable(RegistryError):
+    """No HTTP answer: connection refused or reset, DNS failure, TLS failure or a timeout."""
+
+
+class TooLarge(RegistryError):
+    """A body is larger than the bound set for it; nothing over the bound was read."""
+
+
+class DigestMismatch(RegistryError):
+    """Content does not hash to the digest it was asked for: it must not be used."""
+
+
+class BadReference(RegistryError, ValueError):
+    """A repository, tag or digest argument that is not valid, refused before any request.
+
+    Also a ``ValueError``; a ``RegistryError`` because verifiers pass digests read from remote
+    manifests, and a malformed one there is the registry's content at fault, not the caller.
+    """
+
+
+class BadResponse(RegistryError):
+    """An answer this client cannot use: not JSON, wrong shape, redirect loop, unexpected status,
+    or a failure status that persisted through every retry."""
+
+
+# --- the transport seam -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    """One HTTP exchange's answer. ``headers`` have lower-case keys (repeated headers joined with
+    ``", "``, as HTTP allows)."""
+
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+    url: str
+
+    def __repr__(self) -> str:
+        # Bodies may be tokens and URLs may be pre-signed: show neither.
+        where = _display_url(self.url)
+        return f"Response(status={self.status}, url={where!r}, body=<{len(self.body)} bytes>)"
+
+
+class Transport(Protocol):
+    """All network I/O goes through this one method, so tests plug in a faulty network.
+
+    Implementations raise :class:`Unreachable` on connection errors and timeouts and
+    :class:`TooLarge` when the body exceeds ``max_bytes`` (without reading past it), return every
+    HTTP status as a :class:`Response` (errors included), and never follow redirects: the client
+    decides what a redirect may carry.
+    """
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        *,
+        timeout: float,
+        max_bytes: int,
+    ) -> Response: ...
+
+
+class Urllib3Transport:
+    """:class:`Transport` over a ``urllib3.PoolManager``: keep-alive connections are reused across
+    requests to the same host, TLS is verified against the system CA bundle, and urllib3's own
+    retries and redirects are off.
+
+    ``timeout`` applies to connecting and to each read from the socket, so a registry that
+    accepts and then stalls is cut off after ``timeout`` seconds of silence. A request that
+    fails because the server dropped the connection before answering is sent once more on a
+    fresh connection: with keep-alive, a registry may close an idle pooled connection just as a
+    request goes out (only GET and HEAD are sent here, so repeating one is safe).
+    """
+
+    def __init__(self, pool: urllib3.PoolManager | None = None) -> None:
+        self._pool = pool or urllib3.PoolManager(num_pools=16, maxsize=4, retries=False)
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        *,
+        timeout: float,
+        max_bytes: int,
+    ) -> Response:
+        where = _display_url(url)
+        host = urllib.parse.urlsplit(url).netloc
+        for attempt in (1, 2):
+            try:
+                resp = self._pool.request(
+                    method,
+                    url,
+                    headers=dict(headers),
+                    timeout=urllib3.Timeout(connect=timeout, read=timeout),
+                    redirect=False,
+                    retries=False,
+                    preload_content=False,
+                )
+                break
+            except urllib3.exceptions.ProtocolError as exc:
+                if attempt == 2:
+                    raise _unreachable(exc, host, where, timeout) from None
+                log.debug("%s %s: connection dropped before an answer; once more", method, where)
+            except urllib3.exceptions.HTTPError as exc:
+                raise _unreachable(exc, host, where, timeout) from None
+        complete = False
+        try:
+            body = b"" if method == "HEAD" else self._read(resp, method, where, max_bytes)
+            complete = True
+        except urllib3.exceptions.DecodeError:
+            raise BadResponse(
+                f"{method} {where}: the body could not be decoded with its Content-Encoding"
+            ) from None
+        except urllib3.exceptions.HTTPError as exc:
+            raise _unreachable(exc, host, where, timeout) from None
+        finally:
+            if not complete:
+                resp.close()  # unread data would poison the next request on this connection
+            resp.release_conn()
+        # HTTPHeaderDict's [] joins repeated headers with ", " (its items() would not).
+        return Response(resp.status, {k.lower(): resp.headers[k] for k in resp.headers}, body, url)
+
+    @staticmethod
+    def _read(resp: urllib3.BaseHTTPResponse, method: str, where: str, max_bytes: int) -> bytes:
+        """The whole body, or TooLarge as soon as it is known to exceed ``max_bytes``."""
+        length = resp.headers.get("content-length", "")
+        if length.isdigit() and int(length) > max_bytes:
+            raise TooLarge(
+                f"{method} {where} announced {int(length)} bytes, over the limit of "
+                f"{max_bytes} bytes"
+            )
+        chunks: list[bytes] = []
+        size = 0
+        for chunk in resp.stream(_CHUNK, decode_content=True):
+            size += len(chunk)
+            if size > max_bytes:
+                raise TooLarge(
+                    f"the body of {method} {where} is over the limit of {max_bytes} bytes"
+                )
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+
+def _unreachable(
+    exc: urllib3.exceptions.HTTPError, host: str, where: str, timeout: float
+) -> Unreachable:
+    """Say which network failure happened, in words an operator can act on.
+
+    The order matters: urllib3 derives NameResolutionError from NewConnectionError, and that from
+    ConnectTimeoutError, so a refused connection is also a "ConnectTimeoutError".
+    """
+    if isinstance(exc, urllib3.exceptions.NameResolutionError):
+        return Unreachable(
+            f"cannot resolve the host name of {host} (DNS) for {where}; check the registry name "
+            "and the node's DNS"
+        )
+    if isinstance(exc, urllib3.exceptions.NewConnectionError):
+        return Unreachable(
+            f"cannot connect to {host} for {where}: {_os_error_text(exc)}; check that the "
+            "registry is running and the host and port are right"
+        )
+    if isinstance(exc, urllib3.exceptions.ConnectTimeoutError):
+        return Unreachable(
+            f"connecting to {host} timed out (connect timeout {timeout:g} s) for {where}; check "
+            "that the registry is up and reachable from this node"
+        )
+    if isinstance(exc, urllib3.exceptions.ReadTimeoutError):
+        return Unreachable(
+            f"{host} accepted the connection but sent nothing for {timeout:g} s (read timeout "
+            f"{timeout:g} s) on {where}; the registry is stalled or overloaded, or raise the "
+            "timeout"
+        )
+    if isinstance(exc, urllib3.exceptions.SSLError):
+        return Unreachable(
+            f"TLS with {host} failed for {where}: {_os_error_text(exc)}; if the registry serves "
+            "plain HTTP, list it as insecure, or install its CA in the system trust store"
+        )
+    if isinstance(exc, urllib3.exceptions.ProtocolError):
+        return Unreachable(
+            f"the connection to {host} broke during {where}: {_os_error_text(exc)}; "
+            "the registry or a proxy closed it"
+        )
+    return Unreachable(f"request to {host} failed for {where}: {type(exc).__name__}")
+
+
+def _os_error_text(exc: BaseException) -> str:
+    """The operating system's words for the failure under ``exc`` (e.g. 'connection refused'),
+    without urllib3's wrapper text, which embeds object reprs."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.strerror:
+            return current.strerror.lower()
+        for arg in getattr(current, "args", ()):
+            if isinstance(arg, OSError) and arg.strerror:
+                return arg.strerror.lower()
+        current = current.__cause__ or current.__context__
+    return type(exc).__name__
+
+
+# --- credentials -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    """A user name and password, or an identity token with user name ``"<token>"``."""
+
+    username: str
+    password: str = field(repr=False)
+
+
+class CredentialStore(Protocol):
+    """Where the client looks up credentials for a registry host, e.g. :class:`DockerConfig`."""
+
+    def get(self, host: str) -> Credentials | None:
+        """Credentials for ``host`` (as in ``ImageRef.registry``), or None when there are none."""
+        ...
+
+
+def _config_key(key: str) -> str:
+    """Normalise a ``config.json`` key or a registry name to the host it names.
+
+    Docker writes ``host``, ``https://host`` and ``https://host/v1/`` interchangeably, and four
+    spellings of Docker Hub; all become the lower-cased host (``docker.io`` for Hub).
+    """
+    text = key.strip()
+    if "://" in text:
+        text = urllib.parse.urlsplit(text).netloc or text.split("://", 1)[1]
+    host = text.split("/", 1)[0].lower()
+    return DOCKER_HUB if host in _DOCKER_HUB_ALIASES else host
+
+
+def default_docker_config() -> Path:
+    """Where docker itself looks: ``$DOCKER_CONFIG/config.json``, else ``~/.docker/config.json``."""
+    directory = os.environ.get("DOCKER_CONFIG")
+    if directory:
+        return Path(os.path.expanduser(directory)) / "config.json"
+    return Path.home() / ".docker" / "config.json"
+
+
+@dataclass(frozen=True, slots=True)
+class _ParsedConfig:
+    auths: dict[str, Credentials]
+    helpers: dict[str, str]
+    store: str | None
+
+
+_EMPTY_CONFIG = _ParsedConfig({}, {}, None)
+
+
+class DockerConfig:
+    """Credentials from a docker ``config.json``: ``auths``, ``credHelpers`` and ``credsStore``.
+
+    ``path=None`` means docker's default location (:func:`default_docker_config`); ``~`` is
+    expanded. The file is re-read when it changes, so rotated secrets (a remounted Kubernetes
+    secret, a new ``docker login``) apply without a restart. A missing file means no credentials.
+
+    Lookup order is docker's: the host's ``credHelpers`` entry, else ``credsStore``; when the
+    helper has nothing, the ``auths`` entry. A helper is run as ``docker-credential-<name> get``
+    with the server on stdin (no shell, ``helper_timeout`` seconds). A helper that fails, hangs
+    or answers garbage counts as "no credentials" and logs a warning that never includes its
+    output, which may hold secrets.
+    """
+
+    def __init__(
+        self, path: str | os.PathLike[str] | None = None, *, helper_timeout: float = 5.0
+    ) -> None:
+        raw = default_docker_config() if path is None else Path(os.fspath(path))
+        self.path = Path(os.path.expanduser(raw))
+        self.helper_timeout = helper_timeout
+        self._lock = threading.Lock()
+        self._stamp: tuple[int, int, int] | None = None
+        self._parsed = _EMPTY_CONFIG
+
+    def __repr__(self) -> str:
+        return f"DockerConfig({str(self.path)!r})"
+
+    @property
+    def source(self) -> str:
+        """Where credentials come from, for error messages."""
+        return f"docker config {self.path}"
+
+    def get(self, host: str) -> Credentials | None:
+        key = _config_key(host)
+        config = self._load()
+        helper = config.helpers.get(key) or config.store
+        if helper is not None:
+            found = self._run_helper(helper, key)
+            if found is not None:
+                return found
+        return config.auths.get(key)
+
+    def _load(self) -> _ParsedConfig:
+        """The parsed file, re-read only when its inode, size or mtime changed."""
+        try:
+            st = self.path.stat()
+        except FileNotFoundError:
+            return _EMPTY_CONFIG
+        except OSError as exc:
+            log.warning("cannot read %s: %s; using no credentials", self.source, exc.strerror)
+            return _EMPTY_CONFIG
+        stamp = (st.st_ino, st.st_size, st.st_mtime_ns)
+        with self._lock:
+            if stamp == self._stamp:
+                return self._parsed
+            try:
+                parsed = self._parse(self.path.read_bytes())
+            except OSError as exc:
+                log.warning("cannot read %s: %s; using no credentials", self.source, exc.strerror)
+                parsed = _EMPTY_CONFIG
+            self._stamp, self._parsed = stamp, parsed
+            return parsed
+
+    def _parse(self, data: bytes) -> _ParsedConfig:
+        try:
+            doc = json.loads(data)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            # Only the position is reported: the text around it may be a secret.
+            where = ""
+            if isinstance(exc, json.JSONDecodeError):
+                where = f" (at line {exc.lineno} column {exc.colno})"
+            log.warning(
+                "%s is not valid JSON%s; fix it or run `docker login` again; using no credentials",
+                self.source,
+                where,
+            )
+            return _EMPTY_CONFIG
+        if not isinstance(doc, dict):
+            log.warning("%s is not a JSON object; using no credentials", self.source)
+            return _EMPTY_CONFIG
+        auths: dict[str, Credentials] = {}
+        exact: set[str] = set()
+        raw_auths = doc.get("auths")
+        for raw_key, entry in raw_auths.items() if isinstance(raw_auths, dict) else ():
+            if not isinstance(raw_key, str) or not isinstance(entry, dict):
+                continue
+            key = _config_key(raw_key)
+            creds = self._entry_credentials(raw_key, entry)
+            if creds is None:
+                continue
+            # "host" beats "https://host/v1/" when both are present: it is the newer spelling.
+            is_exact = raw_key.lower() == key
+            if key not in auths or (is_exact and key not in exact):
+                auths[key] = creds
+                if is_exact:
+                    exact.add(key)
+        helpers: dict[str, str] = {}
+        raw_helpers = doc.get("credHelpers")
+        for raw_key, name in raw_helpers.items() if isinstance(raw_helpers, dict) else ():
+            if isinstance(raw_key, str) and isinstance(name, str) and self._helper_ok(name):
+                helpers[_config_key(raw_key)] = name
+        store = doc.get("credsStore")
+        if not (isinstance(store, str) and store and self._helper_ok(store)):
+            store = None
+        return _ParsedConfig(auths, helpers, store)
+
+    def _helper_ok(self, name: str) -> bool:
+        if _HELPER_NAME_RE.fullmatch(name):
+            return True
+        log.warning(
+            "%s names credential helper %r, which is not a valid helper name (letters, digits, "
+            "'.', '_', '-'); ignoring it",
+            self.source,
+            name[:64],
+        )
+        return False
+
+    def _entry_credentials(self, key: str, entry: dict[str, Any]) -> Credentials | None:
+        token = entry.get("identitytoken")
+        if isinstance(token, str) and token:
+            return Credentials(IDENTITY_TOKEN_USER, token)
+        auth = entry.get("auth")
+        if isinstance(auth, str) and auth:
+            try:
+                decoded = base64.b64decode(auth, validate=True).decode()
+            except (binascii.Error, UnicodeDecodeError):
+                decoded = ""
+            user, sep, password = decoded.partition(":")
+            if not sep or not user:
+                log.warning(
+                    "the 'auth' of %r in %s is not base64 of 'user:password'; run `docker login` "
+                    "again for that registry",
+                    key,
+                    self.source,
+                )
+                return None
+            return Credentials(user, password)
+        name, secret = entry.get("username"), entry.get("password")
+        if isinstance(name, str) and name and isinstance(secret, str):
+            return Credentials(name, secret)
+        return None
+
+    def _run_helper(self, name: str, key: str) -> Credentials | None:
+        """Ask ``docker-credential-<name>``; None (with a warning) on any failure."""
+        program = f"docker-credential-{name}"
+        server = DOCKER_HUB_CONFIG_KEY if key == DOCKER_HUB else key
+        path = shutil.which(program)
+        if path is None:
+            log.warning(
+                "credential helper %s (from %s) is not on PATH; install it or remove it from the "
+                "config; no credentials from it for %s",
+                program,
+                self.source,
+                key,
+            )
+            return None
+        try:
+            proc = subprocess.Popen(
+                [path, "get"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                start_new_session=True,  # so a timeout kills the helper's children too
+            )
+        except OSError as exc:
+            log.warning("cannot run credential helper %s: %s", program, exc.strerror)
+            return None
+        try:
+            out, _ = proc.communicate(server.encode(), timeout=self.helper_timeout)
+        except subprocess.TimeoutExpired:
+            _kill_group(proc)
+            log.warning(
+                "credential helper %s did not answer within %g s for %s; no credentials from it "
+                "(run `echo %s | %s get` to see why)",
+                program,
+                self.helper_timeout,
+                key,
+                server,
+                program,
+            )
+            return None
+        if proc.returncode != 0:
+            if b"credentials not found" in out.lower():
+                log.debug("credential helper %s has no credentials for %s", program, key)
+                return None
+            log.warning(
+                "credential helper %s failed for %s (exit status %d); its output is not logged "
+                "because it may hold secrets (run `echo %s | %s get` to see it)",
+                program,
+                key,
+                proc.returncode,
+                server,
+                program,
+            )
+            return None
+        try:
+            answer = json.loads(out)
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            answer = None
+        user = answer.get("Username") if isinstance(answer, dict) else None
+        secret = answer.get("Secret") if isinstance(answer, dict) else None
+        if not (isinstance(user, str) and isinstance(secret, str) and user and secret):
+            log.warning(
+                "credential helper %s answered for %s without the JSON object "
+                '{"Username": ..., "Secret": ...} it must print; no credentials from it',
+                program,
+                key,
+            )
+            return None
+        return Credentials(user, secret)
+
+
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except OSError:
+        proc.kill()
+    proc.communicate()
+
+
+# --- manifests and challenges ------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Manifest:
+    """A manifest or index exactly as served; ``digest`` is the sha256 of ``data``."""
+
+    media_type: str
+    digest: str
+    data: bytes = field(repr=False)
+
+    def json(self) -> dict[str, Any]:
+        """The parsed document; :class:`BadResponse` unless it is a JSON object."""
+        return _json_object(self.data, f"manifest {self.digest}")
+
+
+@dataclass(frozen=True, slots=True)
+class Challenge:
+    """One ``WWW-Authenticate`` challenge: a scheme (lower-cased) and its parameters (names
+    lower-cased)."""
+
+    scheme: str
+    params: Mapping[str, str]
+
+
+def parse_challenges(value: str) -> list[Challenge]:
+    """Parse a ``WWW-Authenticate`` value (RFC 7235): one or more challenges, each a scheme and
+    either comma-separated ``name=value`` parameters (values may be quoted and hold commas) or a
+    token68. Unparseable trailing text is ignored: a partial answer beats none."""
+    challenges: list[Challenge] = []
+    pos, end = 0, len(value)
+
+    def skip(chars: str) -> None:
+        nonlocal pos
+        while pos < end and value[pos] in chars:
+            pos += 1
+
+    while pos < end:
+        skip(" \t,")
+        scheme = _TOKEN_RE.match(value, pos)
+        if scheme is None:
+            break
+        pos = scheme.end()
+        params: dict[str, str] = {}
+        skip(" \t")
+        token68 = _TOKEN68_RE.match(value, pos)
+        if not _is_param_start(value, pos) and token68 is not None:
+            params[""] = token68.group()  # e.g. "Negotiate abc==": kept, never used here
+            pos = token68.end()
+        while _is_param_start(value, pos):
+            name = _TOKEN_RE.match(value, pos)
+            assert name is not None  # _is_param_start checked it
+            pos = name.end()
+            skip(" \t")
+            pos += 1  # "="
+            skip(" \t")
+            params[name.group().lower()], pos = _param_value(value, pos)
+            skip(" \t")
+            if pos < end and value[pos] == ",":
+                pos += 1
+                skip(" \t,")
+            else:
+                break
+        challenges.append(Challenge(scheme.group().lower(), params))
+    return challenges
+
+
+def _is_param_start(value: str, pos: int) -> bool:
+    """True when ``value[pos:]`` starts with ``token = (token | quoted-string)``: an auth-param
+    rather than a new challenge's scheme or a token68 (which ends in ``=`` without a value)."""
+    name = _TOKEN_RE.match(value, pos)
+    if name is None:
+        return False
+    rest = value[name.end() :].lstrip(" \t")
+    if not rest.startswith("="):
+        return False
+    rest = rest[1:].lstrip(" \t")
+    return rest.startswith('"') or _TOKEN_RE.match(rest) is not None
+
+
+def _param_value(value: str, pos: int) -> tuple[str, int]:
+    if pos < len(value) and value[pos] == '"':
+        out: list[str] = []
+        pos += 1
+        while pos < len(value) and value[pos] != '"':
+            if value[pos] == "\\" and pos + 1 < len(value):
+                pos += 1
+            out.append(value[pos])
+            pos += 1
+        return "".join(out), pos + 1
+    match = _TOKEN_RE.match(value, pos)
+    return (match.group(), match.end()) if match else ("", pos)
+
+
+# --- the client --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Call:
+    """A response and how the request was authenticated (for error messages)."""
+
+    response: Response
+    auth: str
+
+
+@dataclass(slots=True)
+class _Token:
+    value: str = field(repr=False)
+    expires: float
+
+
+class RegistryClient:
+    """Read-only access to OCI registries with docker's authentication and strict bounds.
+
+    One client serves many registries and threads: tokens are cached per (host, scope) until
+    they expire and connections are pooled by the transport. ``registry`` arguments are the
+    normalised host of ``ImageRef.registry`` (``docker.io`` is reached at
+    ``registry-1.docker.io``).
+
+    ``sleep`` and ``clock`` (monotonic seconds, for token expiry) are there for tests.
+
+    ``insecure`` lists hosts (``host`` matches every port, ``host:port`` one) reached over plain
+    HTTP. Credentials and tokens are only ever sent over HTTPS, or over HTTP to an insecure or
+    loopback host, and never to a redirect target on another host. Each request is retried
+    ``retries`` times on 429/500/502/503/504, waiting as ``Retry-After`` says (or 0.5 s, 1 s, ...)
+    but never longer than ``timeout``.
+    """
+
+    def __init__(
+        self,
+        transport: Transport | None = None,
+        *,
+        credentials: CredentialStore | None = None,
+        insecure: Iterable[str] = (),
+        timeout: float = 5.0,
+        retries: int = 2,
+        max_manifest_bytes: int = 4 << 20,
+        max_blob_bytes: int = 4 << 20,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if not timeout > 0:
+            raise ValueError(f"timeout must be a positive number of seconds, not {timeout!r}")
+        if retries < 0:
+            raise ValueError(f"retries must be 0 or more, not {retries!r}")
+        if max_manifest_bytes <= 0 or max_blob_bytes <= 0:
+            raise ValueError("max_manifest_bytes and max_blob_bytes must be positive")
+        self.transport: Transport = transport or Urllib3Transport()
+        self.credentials = credentials
+        self.insecure = frozenset(h.strip().lower() for h in insecure if h.strip())
+        self.timeout = timeout
+        self.retries = retries
+        self.max_manifest_bytes = max_manifest_bytes
+        self.max_blob_bytes = max_blob_bytes
+        self._sleep = sleep
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._tokens: dict[tuple[str, str], _Token] = {}
+        self._basic: dict[str, Credentials] = {}
+
+    def __repr__(self) -> str:
+        return (
+            f"RegistryClient(transport={type(self.transport).__name__}, "
+            f"insecure={sorted(self.insecure)!r}, timeout={self.timeout:g})"
+        )
+
+    # - public API -
+
+    def manifest(
+        self,
+        registry: str,
+        repository: str,
+        reference: str,
+        *,
+        accept: Sequence[str] = MANIFEST_TYPES,
+    ) -> Manifest:
+        """The manifest or index at ``reference`` (a tag or a digest).
+
+        With a digest the body must hash to it (:class:`DigestMismatch` otherwise). The body
+        must be a JSON object of one of the ``accept`` media types.
+        """
+        ref = _check_reference(registry, repository, reference)
+        what = f"manifest {_name(registry, repository, reference)}"
+        call = self._get(
+            registry,
+            repository,
+            "GET",
+            f"manifests/{reference}",
+            {"Accept": ", ".join(accept)},
+            self.max_manifest_bytes,
+            what,
+            "max_manifest_bytes",
+        )
+        self._expect_ok(call, what, registry, repository)
+        body = call.response.body
+        if ref.digest is not None:
+            _verify_digest(body, ref.digest, what)
+        doc = _json_object(body, what)
+        media_type = _media_type(doc, call.response, what)
+        if media_type not in accept:
+            raise BadResponse(
+                f"{what} is of type {media_type!r}, not one of the accepted {', '.join(accept)}"
+            )
+        return Manifest(media_type, _sha256(body), body)
+
+    def resolve(self, registry: str, repository: str, reference: str) -> str:
+        """The digest of the manifest at ``reference``.
+
+        A ``HEAD`` whose ``Docker-Content-Digest`` is a sha256 digest answers it (and must equal
+        ``reference`` when that is a digest); otherwise the manifest is fetched and hashed.
+        """
+        ref = _check_reference(registry, repository, reference)
+        what = f"manifest {_name(registry, repository, reference)}"
+        call = self._get(
+            registry,
+            repository,
+            "HEAD",
+            f"manifests/{reference}",
+            {"Accept": ", ".join(MANIFEST_TYPES)},
+            0,
+            what,
+            "max_manifest_bytes",
+        )
+        if call.response.status in (401, 403):
+            self._expect_ok(call, what, registry, repository)
+        header = call.response.headers.get("docker-content-digest", "")
+        if (
+            call.response.status == 200
+            and header.startswith("sha256:")
+            and _is_digest(header)
+            and (ref.digest is None or ref.digest == header)
+        ):
+            return header
+        log.debug(
+            "HEAD %s gave no usable digest (status %d); fetching it", what, call.response.status
+        )
+        return self.manifest(registry, repository, reference).digest
+
+    def blob(
+        self, registry: str, repository: str, digest: str, *, max_bytes: int | None = None
+    ) -> bytes:
+        """The blob ``digest``, at most ``max_bytes`` (default ``max_blob_bytes``), verified."""
+        _check_reference(registry, repository, digest, digest_only=True)
+        bound = self.max_blob_bytes if max_bytes is None else max_bytes
+        what = f"blob {_name(registry, repository, digest)}"
+        call = self._get(
+            registry,
+            repository,
+            "GET",
+            f"blobs/{digest}",
+            {},
+            bound,
+            what,
+            "max_bytes" if max_bytes is not None else "max_blob_bytes",
+        )
+        self._expect_ok(call, what, registry, repository)
+        _verify_digest(call.response.body, digest, what)
+        return call.response.body
+
+    def referrers(
+        self,
+        registry: str,
+        repository: str,
+        digest: str,
+        *,
+        artifact_type: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """Descriptors of the manifests whose ``subject`` is ``digest`` (signatures, SBOMs...).
+
+        Uses the OCI 1.1 referrers API, and the ``<alg>-<hex>`` tag schema when the registry has
+        no such API (404, 400, 405 or 501). Only descriptors of ``artifact_type`` are returned
+        when it is given (filtered here even when the registry filtered too). No referrers at all
+        is ``[]``.
+        """
+        _check_reference(registry, repository, digest, digest_only=True)
+        what = f"referrers of {_name(registry, repository, digest)}"
+        path = f"referrers/{digest}"
+        if artifact_type is not None:
+            path += "?" + urllib.parse.urlencode({"artifactType": artifact_type})
+        found: list[dict[str, Any]] = []
+        for page in range(MAX_REFERRER_PAGES):
+            call = self._get(
+                registry,
+                repository,
+                "GET",
+                path,
+                {"Accept": OCI_INDEX},
+                self.max_manifest_bytes,
+                what,
+                "max_manifest_bytes",
+            )
+            status = call.response.status
+            if page == 0 and status in (400, 404, 405, 501):
+                log.debug("%s: no referrers API (status %d); using the tag schema", what, status)
+                return _filter(self._referrers_tag(registry, repository, digest), artifact_type)
+            self._expect_ok(call, what, registry, repository)
+            found.extend(_descriptors(_json_object(call.response.body, what), what))
+            link = _LINK_NEXT_RE.search(call.response.headers.get("link", ""))
+            if link is None:
+                return _filter(found, artifact_type)
+            path = self._same_registry_path(registry, repository, call.response.url, link.group(1))
+        raise BadResponse(
+            f"{what}: more than {MAX_REFERRER_PAGES} pages of referrers; the registry's Link "
+            "headers do not end"
+        )
+
+    # - referrers helpers -
+
+    def _referrers_tag(self, registry: str, repository: str, digest: str) -> list[dict[str, Any]]:
+        algorithm, _, hex_digest = digest.partition(":")
+        tag = f"{algorithm[:32]}-{hex_digest[:64]}"
+        what = f"referrers tag {_name(registry, repository, tag)}"
+        try:
+            index = self.manifest(registry, repository, tag)
+        except NotFound:
+            return []
+        if index.media_type != OCI_INDEX:
+            raise BadResponse(
+                f"{what} holds a {index.media_type}, not the OCI index that the referrers tag "
+                "schema puts there; something else uses that tag"
+            )
+        return _descriptors(index.json(), what)
+
+    def _same_registry_path(self, registry: str, repository: str, url: str, link: str) -> str:
+        """The path below ``/v2/<repository>/`` of a ``Link`` target, which must stay there."""
+        target = urllib.parse.urlsplit(urllib.parse.urljoin(url, link))
+        prefix = f"/v2/{repository}/"
+        if target.netloc.lower() != self._api_host(registry) or not target.path.startswith(prefix):
+            raise BadResponse(
+                f"referrers of {registry}/{repository}: the next-page Link points outside the "
+                f"repository ({_display_url(target.geturl())})"
+            )
+        return target.path[len(prefix) :] + (f"?{target.query}" if target.query else "")
+
+    # - status handling -
+
+    def _expect_ok(self, call: _Call, what: str, registry: str, repository: str) -> None:
+        """Raise the error that a non-200 answer means, in terms of ``what`` was asked."""
+        resp = call.response
+        if resp.status == 200:
+            return
+        detail = _error_detail(resp)
+        if resp.status == 404:
+            raise NotFound(f"{what} not found{detail}; check the repository, tag or digest")
+        if resp.status in (401, 403):
+            how = call.auth
+            if how == "anonymously":
+                found = self._lookup(registry) is not None
+                how += (
+                    f" (credentials for {registry} exist, but the registry did not ask for them)"
+                    if found
+                    else f" ({self._no_credentials(registry)})"
+                )
+            raise Unauthorized(
+                f"{registry} denied pull access to {repository} ({resp.status}{detail}) when "
+                f"asked {how}; check that the account may pull it"
+            )
+        raise BadResponse(
+            f"{what}: unexpected HTTP status {resp.status}{detail} from {_display_url(resp.url)}"
+        )
+
+    # - authentication -
+
+    def _get(
+        self,
+        registry: str,
+        repository: str,
+        method: str,
+        path: str,
+        headers: Mapping[str, str],
+        max_bytes: int,
+        what: str,
+        bound_name: str,
+    ) -> _Call:
+        """One authenticated request to ``/v2/<repository>/<path>``.
+
+        Sends cached credentials for the host and scope first; on a 401 answers the challenge
+        and retries once. Returns any other status for the caller to interpret.
+        """
+        url = f"{self._base_url(registry)}/v2/{repository}/{path}"
+        scope = f"repository:{repository}:pull"
+        authorization, auth = self._cached_authorization(registry, scope)
+        try:
+            resp = self._send(method, url, headers, authorization, max_bytes, what)
+            if resp.status != 401 or not self._same_host(resp.url, url):
+                return _Call(resp, auth)
+            authorization, auth = self._answer(registry, repository, resp, authorization, what)
+            resp = self._send(method, url, headers, authorization, max_bytes, what)
+        except TooLarge as exc:
+            raise TooLarge(
+                f"{what} is larger than {bound_name}={max_bytes} bytes; it was not downloaded "
+                f"({exc.reason})"
+            ) from None
+        if resp.status == 401 and self._same_host(resp.url, url):
+            self._forget(registry)
+            raise Unauthorized(
+                f"{registry} rejected the request for {what} {auth}{_error_detail(resp)}; "
+                "check the username and password (or token) for this registry"
+            )
+        return _Call(resp, auth)
+
+    def _cached_authorization(self, registry: str, scope: str) -> tuple[str | None, str]:
+        with self._lock:
+            token = self._tokens.get((registry, scope))
+            if token is not None and token.expires > self._clock():
+                return f"Bearer {token.value}", "with a cached bearer token"
+            basic = self._basic.get(registry)
+        if basic is not None:
+            return _basic_header(basic), f"with the credentials for {registry} ({basic.username})"
+        return None, "anonymously"
+
+    def _forget(self, registry: str) -> None:
+        with self._lock:
+            self._basic.pop(registry, None)
+            for key in [k for k in self._tokens if k[0] == registry]:
+                del self._tokens[key]
+
+    def _answer(
+        self,
+        registry: str,
+        repository: str,
+        resp: Response,
+        sent: str | None,
+        what: str,
+    ) -> tuple[str, str]:
+        """The ``Authorization`` value that answers ``resp``'s challenge, and how it was got."""
+        header = resp.headers.get("www-authenticate", "")
+        challenges = {c.scheme: c for c in parse_challenges(header)}
+        if "bearer" in challenges:
+            return self._bearer(registry, repository, challenges["bearer"], sent, what)
+        if "basic" in challenges:
+            creds = self._lookup(registry)
+            if creds is None:
+                realm = challenges["basic"].params.get("realm", "")
+                raise Unauthorized(
+                    f"{registry} requires a username and password (Basic realm {realm!r}) for "
+                    f"{what}, and {self._no_credentials(registry)}"
+                )
+            if not self._may_send_credentials(resp.url):
+                raise Unauthorized(self._plain_http_refusal(registry, what))
+            with self._lock:
+                self._basic[registry] = creds
+            return _basic_header(creds), f"with the credentials for {registry} ({creds.username})"
+        if not challenges:
+            raise Unauthorized(
+                f"{registry} answered 401 for {what} without a WWW-Authenticate challenge; "
+                "it cannot be logged in to this way"
+            )
+        raise Unauthorized(
+            f"{registry} asks for authentication scheme(s) {', '.join(sorted(challenges))} for "
+            f"{what}; only Basic and Bearer are supported"
+        )
+
+    def _bearer(
+        self,
+        registry: str,
+        repository: str,
+        challenge: Challenge,
+        sent: str | None,
+        what: str,
+    ) -> tuple[str, str]:
+        """A token from the challenge's realm (docker's token protocol), cached until it expires.
+
+        The host's credentials go to the realm as basic auth, as docker does; an identity token
+        (user ``<token>``) goes the same way, which registries that only take it as an OAuth2
+        ``refresh_token`` POST will refuse (the Transport has no request body).
+        """
+        realm = challenge.params.get("realm", "")
+        parts = urllib.parse.urlsplit(realm)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise BadResponse(
+                f"{registry} sent a Bearer challenge whose realm {_display_url(realm)!r} is not "
+                "an http(s) URL; the registry is misconfigured"
+            )
+        scope = challenge.params.get("scope") or f"repository:{repository}:pull"
+        with self._lock:
+            cached = self._tokens.get((registry, scope))
+        if (
+            cached is not None
+            and cached.expires > self._clock()
+            and sent != f"Bearer {cached.value}"
+        ):
+            return f"Bearer {cached.value}", "with a cached bearer token"
+        query: list[tuple[str, str]] = []
+        if challenge.params.get("service"):
+            query.append(("service", challenge.params["service"]))
+        query.extend(("scope", s) for s in scope.split())
+        sep = "&" if parts.query else "?"
+        token_url = realm + (sep + urllib.parse.urlencode(query) if query else "")
+        creds = self._lookup(registry)
+        authorization = None
+        if creds is not None and self._may_send_credentials(token_url):
+            authorization = _basic_header(creds)
+            note = f"the credentials for {registry} ({creds.username}) were sent"
+        elif creds is not None:
+            note = (
+                f"credentials for {registry} exist but were not sent to the plain-HTTP token "
+                f"service {parts.netloc}"
+            )
+        else:
+            note = self._no_credentials(registry)
+        how = f"with a bearer token ({note})"
+        token_what = f"the token for {what} from {parts.netloc}"
+        try:
+            resp = self._send("GET", token_url, {}, authorization, _MAX_TOKEN_BYTES, token_what)
+        except TooLarge:
+            raise BadResponse(
+                f"{token_what}: the token service answered more than {_MAX_TOKEN_BYTES} bytes"
+            ) from None
+        if resp.status in (401, 403):
+            raise Unauthorized(
+                f"the token service {parts.netloc} of {registry} refused a token for {scope} "
+                f"({resp.status}{_error_detail(resp)}); {note}"
+            )
+        if resp.status != 200:
+            raise BadResponse(
+                f"{token_what}: unexpected HTTP status {resp.status}{_error_detail(resp)}"
+            )
+        doc = _json_object(resp.body, token_what)
+        token = doc.get("token") or doc.get("access_token")
+        if not isinstance(token, str) or not _BEARER_RE.fullmatch(token):
+            raise BadResponse(
+                f"{token_what}: the answer has no usable 'token' or 'access_token' (a string of "
+                "printable characters without spaces)"
+            )
+        lifetime = doc.get("expires_in")
+        if not isinstance(lifetime, int | float) or isinstance(lifetime, bool) or lifetime <= 0:
+            lifetime = _DEFAULT_TOKEN_LIFETIME
+        cached = _Token(token, self._clock() + float(lifetime) - _TOKEN_EXPIRY_MARGIN)
+        with self._lock:
+            self._tokens[(registry, scope)] = cached
+            # Under the repository's pull scope too, so the next request sends it at once.
+            self._tokens[(registry, f"repository:{repository}:pull")] = cached
+        return f"Bearer {token}", how
+
+    def _lookup(self, registry: str) -> Credentials | None:
+        if self.credentials is None:
+            return None
+        try:
+            return self.credentials.get(registry)
+        except Exception as exc:  # a broken store must not break pulls of public images
+            log.warning(
+                "the credential store failed for %s (%s); continuing without credentials",
+                registry,
+                type(exc).__name__,
+            )
+            return None
+
+    def _no_credentials(self, registry: str) -> str:
+        if self.credentials is None:
+            return "no credential store is configured; give the client a docker config.json"
+        source = getattr(self.credentials, "source", None) or type(self.credentials).__name__
+        return (
+            f"no credentials were found for {registry} in {source}; run `docker login "
+            f"{registry}` with that config or add an auths entry"
+        )
+
+    def _plain_http_refusal(self, registry: str, what: str) -> str:
+        return (
+            f"{registry} asks for credentials for {what} over plain HTTP; they are only sent "
+            "over HTTPS or to hosts listed as insecure; use HTTPS or list the host as insecure"
+        )
+
+    # - HTTP: retries and redirects -
+
+    def _send(
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        authorization: str | None,
+        max_bytes: int,
+        what: str,
+    ) -> Response:
+        """``_follow`` with bounded retries on 429 and 5xx gateway errors."""
+        attempts = self.retries + 1
+        for attempt in range(attempts):
+            resp = self._follow(method, url, headers, authorization, max_bytes)
+            if resp.status not in _RETRY_STATUSES:
+                return resp
+            if attempt + 1 == attempts:
+                break
+            wait = self._retry_wait(resp, attempt)
+            log.info(
+                "%s: %s answered %d; retry %d of %d in %.2f s",
+                what,
+                _display_url(resp.url),
+                resp.status,
+                attempt + 1,
+                self.retries,
+                wait,
+            )
+            self._sleep(wait)
+        advice = (
+            "the registry is rate-limiting this node; wait, or log in (Docker Hub limits "
+            "anonymous pulls)"
+            if resp.status == 429
+            else "the registry is failing; try again later"
+        )
+        raise BadResponse(
+            f"{what}: {_display_url(resp.url)} answered {resp.status}{_error_detail(resp)} to all "
+            f"{attempts} attempts; {advice}"
+        )
+
+    def _retry_wait(self, resp: Response, attempt: int) -> float:
+        wait = _retry_after(resp.headers.get("retry-after", ""))
+        if wait is None:
+            wait = _FIRST_BACKOFF * (2**attempt)
+        return min(max(wait, 0.0), self.timeout)
+
+    def _follow(
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        authorization: str | None,
+        max_bytes: int,
+    ) -> Response:
+        """One request, following up to ``MAX_REDIRECTS`` redirects. ``authorization`` goes only
+        to the first host, and only while it may carry credentials; once dropped it stays
+        dropped."""
+        origin = urllib.parse.urlsplit(url).netloc.lower()
+        seen = {url}
+        for hop in range(MAX_REDIRECTS + 1):
+            sent = dict(headers)
+            sent["User-Agent"] = _USER_AGENT
+            if authorization is not None:
+                if urllib.parse.urlsplit(url).netloc.lower() == origin and (
+                    self._may_send_credentials(url)
+                ):
+                    sent["Authorization"] = authorization
+                else:
+                    authorization = None
+            resp = self.transport.request(
+                method, url, sent, timeout=self.timeout, max_bytes=max_bytes
+            )
+            log.debug("%s %s -> %d", method, _display_url(url), resp.status)
+            if resp.status not in _REDIRECT_STATUSES:
+                return resp
+            location = resp.headers.get("location")
+            if not location:
+                raise BadResponse(
+                    f"{method} {_display_url(url)} answered {resp.status} without a Location"
+                )
+            target = urllib.parse.urljoin(url, location.strip())
+            if urllib.parse.urlsplit(target).scheme not in ("http", "https"):
+                raise BadResponse(
+                    f"{method} {_display_url(url)} redirects to a non-HTTP URL "
+                    f"({_display_url(target)})"
+                )
+            if target in seen:
+                raise BadResponse(
+                    f"{method} {_display_url(url)}: redirect loop back to "
+                    f"{_display_url(target)}; the registry or its storage is misconfigured"
+                )
+            if hop == MAX_REDIRECTS:
+                break
+            seen.add(target)
+            if resp.status == 303 and method != "HEAD":
+                method = "GET"
+            url = target
+        raise BadResponse(
+            f"more than {MAX_REDIRECTS} redirects, last to {_display_url(url)}; the registry or "
+            "its storage is misconfigured"
+        )
+
+    # - hosts -
+
+    def _api_host(self, registry: str) -> str:
+        return DOCKER_HUB_API if registry == DOCKER_HUB else registry
+
+    def _base_url(self, registry: str) -> str:
+        scheme = "http" if self._is_insecure(registry) else "https"
+        return f"{scheme}://{self._api_host(registry)}"
+
+    def _is_insecure(self, netloc: str) -> bool:
+        netloc = netloc.lower()
+        host = _strip_port(netloc)
+        return netloc in self.insecure or host in self.insecure
+
+    def _may_send_credentials(self, url: str) -> bool:
+        parts = urllib.parse.urlsplit(url)
+        if parts.scheme == "https":
+            return True
+        return self._is_insecure(parts.netloc) or _is_loopback(parts.hostname or "")
+
+    @staticmethod
+    def _same_host(a: str, b: str) -> bool:
+        return urllib.parse.urlsplit(a).netloc.lower() == urllib.parse.urlsplit(b).netloc.lower()
+
+
+# --- small helpers -----------------------------------------------------------------------------
+
+
+def _check_reference(
+    registry: str, repository: str, reference: str, *, digest_only: bool = False
+) -> ImageRef:
+    """Validate the arguments so that nothing odd reaches a URL path (:class:`BadReference`)."""
+    try:
+        if digest_only or ":" in reference:
+            parse_digest(reference)
+            return ImageRef(registry=registry, repository=repository, digest=reference)
+        return ImageRef(registry=registry, repository=repository, tag=reference)
+    except (InvalidReference, TypeError) as exc:
+        raise BadReference(str(exc)) from None
+
+
+def _name(registry: str, repository: str, reference: str) -> str:
+    sep = "@" if ":" in reference else ":"
+    return f"{registry}/{repository}{sep}{reference}"
+
+
+def _sha256(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def _is_digest(text: str) -> bool:
+    algorithm, _, hex_digest = text.partition(":")
+    return (
+        len(hex_digest) == DIGEST_HEX_LENGTHS.get(algorithm, -1)
+        and hex_digest == hex_digest.lower()
+        and all(c in "0123456789abcdef" for c in hex_digest)
+    )
+
+
+def _verify_digest(data: bytes, digest: str, what: str) -> None:
+    algorithm, _, expected = digest.partition(":")
+    actual = hashlib.new(algorithm, data).hexdigest()
+    if actual != expected:
+        raise DigestMismatch(
+            f"{what}: the {len(data)} bytes served hash to {algorithm}:{actual}, not the digest "
+            "asked for; the registry or something between it and this node altered the content"
+        )
+
+
+def _json_object(data: bytes, what: str) -> dict[str, Any]:
+    try:
+        doc = json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        raise BadResponse(f"{what} is not JSON ({len(data)} bytes)") from None
+    if not isinstance(doc, dict):
+        raise BadResponse(f"{what} is JSON but not an object")
+    return doc
+
+
+def _media_type(doc: Mapping[str, Any], resp: Response, what: str) -> str:
+    """The document's own ``mediaType``, else the ``Content-Type`` it was served with."""
+    declared = doc.get("mediaType")
+    if declared is not None and not isinstance(declared, str):
+        raise BadResponse(f"{what}: mediaType is not a string")
+    served = resp.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if declared:
+        return declared
+    if served:
+        return served
+    raise BadResponse(f"{what} has neither a mediaType nor a Content-Type")
+
+
+def _descriptors(doc: Mapping[str, Any], what: str) -> list[dict[str, Any]]:
+    manifests = doc.get("manifests", [])
+    if not isinstance(manifests, list) or not all(isinstance(d, dict) for d in manifests):
+        raise BadResponse(f"{what}: 'manifests' is not a list of descriptor objects")
+    for descriptor in manifests:
+        digest = descriptor.get("digest")
+        if not isinstance(digest, str) or not _is_digest(digest):
+            raise BadResponse(f"{what}: a descriptor has no valid digest")
+    return list(manifests)
+
+
+def _filter(descriptors: list[dict[str, Any]], artifact_type: str | None) -> list[dict[str, Any]]:
+    if artifact_type is None:
+        return descriptors
+    return [d for d in descriptors if d.get("artifactType") == artifact_type]
+
+
+def _error_detail(resp: Response) -> str:
+    """``": CODE message"`` from a distribution error body, short and printable, or ``""``."""
+    try:
+        doc = json.loads(resp.body[:_MAX_ERROR_BYTES])
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        return ""
+    errors = doc.get("errors") if isinstance(doc, dict) else None
+    if not isinstance(errors, list) or not errors or not isinstance(errors[0], dict):
+        return ""
+    code, message = errors[0].get("code"), errors[0].get("message")
+    text = " ".join(str(x) for x in (code, message) if isinstance(x, str) and x)
+    text = "".join(c if c.isprintable() else "?" for c in text)[:200]
+    return f": {text}" if text else ""
+
+
+def _retry_after(value: str) -> float | None:
+    """Seconds to wait from a ``Retry-After`` value (delta-seconds or an HTTP date)."""
+    value = value.strip()
+    if not value:
+        return None
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    return when.timestamp() - time.time()
+
+
+def _basic_header(creds: Credentials) -> str:
+    raw = f"{creds.username}:{creds.password}".encode()
+    return "Basic " + base64.b64encode(raw).decode("ascii")
+
+
+def _strip_port(netloc: str) -> str:
+    if netloc.startswith("["):
+        return netloc.split("]", 1)[0] + "]"
+    return netloc.rsplit(":", 1)[0] if netloc.count(":") == 1 else netloc
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _display_url(url: str) -> str:
+    """``url`` without user info, query or fragment: pre-signed storage URLs carry credentials
+    in the query, and none of it is needed to act on an error."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError:
+        return "<invalid URL>"
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    netloc = f"{host}:{port}" if port else host
+    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, "", ""))
