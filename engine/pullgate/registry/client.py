@@ -1,79 +1,48 @@
-"""Read manifests, blobs and referrers from OCI registries (the distribution API, read-only).
+"""The registry client: manifests, blobs and referrers, read with docker's authentication.
 
-Every verifier needs the same few reads: a manifest by tag or digest, a blob, and the artifacts
-that refer to an image (signatures, attestations). This module does them with the checks a
-verifier cannot skip: every body is bounded before it is read, every digest-addressed body is
-hashed and compared, and credentials never leave the host they belong to.
-
-HTTP goes through ``urllib3`` (v2) because it gives pooled keep-alive connections, separate
-connect and read timeouts and streamed bodies that we can cut off at a bound, while letting us
-turn off its redirects and retries so that this module decides which headers follow a redirect.
-``requests`` would add automatic redirects and its own auth handling that we would have to fight,
-and ``http.client`` alone has no connection pool.
-
-The network sits behind one seam, :class:`Transport` (modelled on python-tuf's
-``FetcherInterface``): tests plug in a scripted network to produce timeouts, retries, redirects
-and oversized bodies on demand. Authentication follows docker's: anonymous first, then the
-``WWW-Authenticate`` challenge (``Basic`` with the host's credentials, or ``Bearer`` with a token
-from the realm, cached per host and scope). Credentials come from a :class:`CredentialStore`;
-:class:`DockerConfig` reads docker's ``config.json`` and its credential helpers.
+Authentication follows docker's: anonymous first, then the ``WWW-Authenticate`` challenge
+(``Basic`` with the host's credentials, or ``Bearer`` with a token from the realm, cached per
+host and scope). Credentials come from a :class:`~.credentials.CredentialStore`.
 """
 
 from __future__ import annotations
 
 import base64
-import binascii
 import email.utils
 import hashlib
 import ipaddress
 import json
 import logging
-import os
 import re
-import shutil
-import signal
-import subprocess
 import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-import urllib3
-import urllib3.exceptions
-
-from . import __version__
-from .reference import DIGEST_HEX_LENGTHS, ImageRef, InvalidReference, parse_digest
+from .. import __version__
+from ..reference import DIGEST_HEX_LENGTHS, ImageRef, InvalidReference, parse_digest
+from .challenges import Challenge, parse_challenges
+from .credentials import DOCKER_HUB, Credentials, CredentialStore
+from .errors import BadReference, BadResponse, DigestMismatch, NotFound, TooLarge, Unauthorized
+from .transport import Response, Transport, Urllib3Transport, _display_url
 
 __all__ = [
+    "DOCKER_HUB_API",
     "DOCKER_MANIFEST",
     "DOCKER_MANIFEST_LIST",
+    "INDEX_TYPES",
     "MANIFEST_TYPES",
+    "MAX_REDIRECTS",
+    "MAX_REFERRER_PAGES",
     "OCI_INDEX",
     "OCI_MANIFEST",
-    "BadReference",
-    "BadResponse",
-    "Challenge",
-    "CredentialStore",
-    "Credentials",
-    "DigestMismatch",
-    "DockerConfig",
     "Manifest",
-    "NotFound",
     "RegistryClient",
-    "RegistryError",
-    "Response",
-    "TooLarge",
-    "Transport",
-    "Unauthorized",
-    "Unreachable",
-    "Urllib3Transport",
-    "parse_challenges",
 ]
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("pullgate.registry")
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -84,15 +53,8 @@ MANIFEST_TYPES: tuple[str, ...] = (OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOC
 
 INDEX_TYPES: tuple[str, ...] = (OCI_INDEX, DOCKER_MANIFEST_LIST)
 
-DOCKER_HUB = "docker.io"
 DOCKER_HUB_API = "registry-1.docker.io"
 """The host that serves the distribution API for ``docker.io`` images."""
-DOCKER_HUB_CONFIG_KEY = "https://index.docker.io/v1/"
-"""How docker names Docker Hub in ``config.json`` and to credential helpers."""
-_DOCKER_HUB_ALIASES = frozenset({"docker.io", "index.docker.io", "registry-1.docker.io"})
-
-IDENTITY_TOKEN_USER = "<token>"  # noqa: S105 - a marker user name, not a secret
-"""The user name docker writes for an identity (refresh) token instead of a password."""
 
 MAX_REDIRECTS = 5
 MAX_REFERRER_PAGES = 10
@@ -107,515 +69,10 @@ _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 _FIRST_BACKOFF = 0.5
 """Wait before the first retry when the registry sends no ``Retry-After``; doubles each time."""
 _USER_AGENT = f"pullgate/{__version__}"
-_CHUNK = 64 << 10
 
-# RFC 7230 token and RFC 7235 token68 characters.
-_TOKEN_RE = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
-_TOKEN68_RE = re.compile(r"[A-Za-z0-9._~+/-]+=*")
 # A bearer token goes into a header: printable ASCII without spaces (RFC 6750 b64token and JWTs).
 _BEARER_RE = re.compile(r"[!-~]+")
-_HELPER_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _LINK_NEXT_RE = re.compile(r'<([^>]*)>\s*;[^,]*\brel="?next"?', re.IGNORECASE)
-
-
-# --- errors -----------------------------------------------------------------------------------
-
-
-class RegistryError(Exception):
-    """A registry read failed. ``reason`` is one line that names the host and repository and says
-    what to do; it never contains a password, token or ``Authorization`` header."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-    def __str__(self) -> str:
-        return self.reason
-
-
-class NotFound(RegistryError):
-    """The repository, tag, manifest or blob does not exist (404)."""
-
-
-class Unauthorized(RegistryError):
-    """The registry refused access (401/403) after authentication was attempted."""
-
-
-class Unreachable(RegistryError):
-    """No HTTP answer: connection refused or reset, DNS failure, TLS failure or a timeout."""
-
-
-class TooLarge(RegistryError):
-    """A body is larger than the bound set for it; nothing over the bound was read."""
-
-
-class DigestMismatch(RegistryError):
-    """Content does not hash to the digest it was asked for: it must not be used."""
-
-
-class BadReference(RegistryError, ValueError):
-    """A repository, tag or digest argument that is not valid, refused before any request.
-
-    Also a ``ValueError``; a ``RegistryError`` because verifiers pass digests read from remote
-    manifests, and a malformed one there is the registry's content at fault, not the caller.
-    """
-
-
-class BadResponse(RegistryError):
-    """An answer this client cannot use: not JSON, wrong shape, redirect loop, unexpected status,
-    or a failure status that persisted through every retry."""
-
-
-# --- the transport seam -----------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Response:
-    """One HTTP exchange's answer. ``headers`` have lower-case keys (repeated headers joined with
-    ``", "``, as HTTP allows)."""
-
-    status: int
-    headers: Mapping[str, str]
-    body: bytes
-    url: str
-
-    def __repr__(self) -> str:
-        # Bodies may be tokens and URLs may be pre-signed: show neither.
-        where = _display_url(self.url)
-        return f"Response(status={self.status}, url={where!r}, body=<{len(self.body)} bytes>)"
-
-
-class Transport(Protocol):
-    """All network I/O goes through this one method, so tests plug in a faulty network.
-
-    Implementations raise :class:`Unreachable` on connection errors and timeouts and
-    :class:`TooLarge` when the body exceeds ``max_bytes`` (without reading past it), return every
-    HTTP status as a :class:`Response` (errors included), and never follow redirects: the client
-    decides what a redirect may carry.
-    """
-
-    def request(
-        self,
-        method: str,
-        url: str,
-        headers: Mapping[str, str],
-        *,
-        timeout: float,
-        max_bytes: int,
-    ) -> Response: ...
-
-
-class Urllib3Transport:
-    """:class:`Transport` over a ``urllib3.PoolManager``: keep-alive connections are reused across
-    requests to the same host, TLS is verified against the system CA bundle, and urllib3's own
-    retries and redirects are off.
-
-    ``timeout`` applies to connecting and to each read from the socket, so a registry that
-    accepts and then stalls is cut off after ``timeout`` seconds of silence. A request that
-    fails because the server dropped the connection before answering is sent once more on a
-    fresh connection: with keep-alive, a registry may close an idle pooled connection just as a
-    request goes out (only GET and HEAD are sent here, so repeating one is safe).
-    """
-
-    def __init__(self, pool: urllib3.PoolManager | None = None) -> None:
-        self._pool = pool or urllib3.PoolManager(num_pools=16, maxsize=4, retries=False)
-
-    def request(
-        self,
-        method: str,
-        url: str,
-        headers: Mapping[str, str],
-        *,
-        timeout: float,
-        max_bytes: int,
-    ) -> Response:
-        where = _display_url(url)
-        host = urllib.parse.urlsplit(url).netloc
-        for attempt in (1, 2):
-            try:
-                resp = self._pool.request(
-                    method,
-                    url,
-                    headers=dict(headers),
-                    timeout=urllib3.Timeout(connect=timeout, read=timeout),
-                    redirect=False,
-                    retries=False,
-                    preload_content=False,
-                )
-                break
-            except urllib3.exceptions.ProtocolError as exc:
-                if attempt == 2:
-                    raise _unreachable(exc, host, where, timeout) from None
-                log.debug("%s %s: connection dropped before an answer; once more", method, where)
-            except urllib3.exceptions.HTTPError as exc:
-                raise _unreachable(exc, host, where, timeout) from None
-        complete = False
-        try:
-            body = b"" if method == "HEAD" else self._read(resp, method, where, max_bytes)
-            complete = True
-        except urllib3.exceptions.DecodeError:
-            raise BadResponse(
-                f"{method} {where}: the body could not be decoded with its Content-Encoding"
-            ) from None
-        except urllib3.exceptions.HTTPError as exc:
-            raise _unreachable(exc, host, where, timeout) from None
-        finally:
-            if not complete:
-                resp.close()  # unread data would poison the next request on this connection
-            resp.release_conn()
-        # HTTPHeaderDict's [] joins repeated headers with ", " (its items() would not).
-        return Response(resp.status, {k.lower(): resp.headers[k] for k in resp.headers}, body, url)
-
-    @staticmethod
-    def _read(resp: urllib3.BaseHTTPResponse, method: str, where: str, max_bytes: int) -> bytes:
-        """The whole body, or TooLarge as soon as it is known to exceed ``max_bytes``."""
-        length = resp.headers.get("content-length", "")
-        if length.isdigit() and int(length) > max_bytes:
-            raise TooLarge(
-                f"{method} {where} announced {int(length)} bytes, over the limit of "
-                f"{max_bytes} bytes"
-            )
-        chunks: list[bytes] = []
-        size = 0
-        for chunk in resp.stream(_CHUNK, decode_content=True):
-            size += len(chunk)
-            if size > max_bytes:
-                raise TooLarge(
-                    f"the body of {method} {where} is over the limit of {max_bytes} bytes"
-                )
-            chunks.append(chunk)
-        return b"".join(chunks)
-
-
-def _unreachable(
-    exc: urllib3.exceptions.HTTPError, host: str, where: str, timeout: float
-) -> Unreachable:
-    """Say which network failure happened, in words an operator can act on.
-
-    The order matters: urllib3 derives NameResolutionError from NewConnectionError, and that from
-    ConnectTimeoutError, so a refused connection is also a "ConnectTimeoutError".
-    """
-    if isinstance(exc, urllib3.exceptions.NameResolutionError):
-        return Unreachable(
-            f"cannot resolve the host name of {host} (DNS) for {where}; check the registry name "
-            "and the node's DNS"
-        )
-    if isinstance(exc, urllib3.exceptions.NewConnectionError):
-        return Unreachable(
-            f"cannot connect to {host} for {where}: {_os_error_text(exc)}; check that the "
-            "registry is running and the host and port are right"
-        )
-    if isinstance(exc, urllib3.exceptions.ConnectTimeoutError):
-        return Unreachable(
-            f"connecting to {host} timed out (connect timeout {timeout:g} s) for {where}; check "
-            "that the registry is up and reachable from this node"
-        )
-    if isinstance(exc, urllib3.exceptions.ReadTimeoutError):
-        return Unreachable(
-            f"{host} accepted the connection but sent nothing for {timeout:g} s (read timeout "
-            f"{timeout:g} s) on {where}; the registry is stalled or overloaded, or raise the "
-            "timeout"
-        )
-    if isinstance(exc, urllib3.exceptions.SSLError):
-        return Unreachable(
-            f"TLS with {host} failed for {where}: {_os_error_text(exc)}; if the registry serves "
-            "plain HTTP, list it as insecure, or install its CA in the system trust store"
-        )
-    if isinstance(exc, urllib3.exceptions.ProtocolError):
-        return Unreachable(
-            f"the connection to {host} broke during {where}: {_os_error_text(exc)}; "
-            "the registry or a proxy closed it"
-        )
-    return Unreachable(f"request to {host} failed for {where}: {type(exc).__name__}")
-
-
-def _os_error_text(exc: BaseException) -> str:
-    """The operating system's words for the failure under ``exc`` (e.g. 'connection refused'),
-    without urllib3's wrapper text, which embeds object reprs."""
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if isinstance(current, OSError) and current.strerror:
-            return current.strerror.lower()
-        for arg in getattr(current, "args", ()):
-            if isinstance(arg, OSError) and arg.strerror:
-                return arg.strerror.lower()
-        current = current.__cause__ or current.__context__
-    return type(exc).__name__
-
-
-# --- credentials -------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Credentials:
-    """A user name and password, or an identity token with user name ``"<token>"``."""
-
-    username: str
-    password: str = field(repr=False)
-
-
-class CredentialStore(Protocol):
-    """Where the client looks up credentials for a registry host, e.g. :class:`DockerConfig`."""
-
-    def get(self, host: str) -> Credentials | None:
-        """Credentials for ``host`` (as in ``ImageRef.registry``), or None when there are none."""
-        ...
-
-
-def _config_key(key: str) -> str:
-    """Normalise a ``config.json`` key or a registry name to the host it names.
-
-    Docker writes ``host``, ``https://host`` and ``https://host/v1/`` interchangeably, and four
-    spellings of Docker Hub; all become the lower-cased host (``docker.io`` for Hub).
-    """
-    text = key.strip()
-    if "://" in text:
-        text = urllib.parse.urlsplit(text).netloc or text.split("://", 1)[1]
-    host = text.split("/", 1)[0].lower()
-    return DOCKER_HUB if host in _DOCKER_HUB_ALIASES else host
-
-
-def default_docker_config() -> Path:
-    """Where docker itself looks: ``$DOCKER_CONFIG/config.json``, else ``~/.docker/config.json``."""
-    directory = os.environ.get("DOCKER_CONFIG")
-    if directory:
-        return Path(os.path.expanduser(directory)) / "config.json"
-    return Path.home() / ".docker" / "config.json"
-
-
-@dataclass(frozen=True, slots=True)
-class _ParsedConfig:
-    auths: dict[str, Credentials]
-    helpers: dict[str, str]
-    store: str | None
-
-
-_EMPTY_CONFIG = _ParsedConfig({}, {}, None)
-
-
-class DockerConfig:
-    """Credentials from a docker ``config.json``: ``auths``, ``credHelpers`` and ``credsStore``.
-
-    ``path=None`` means docker's default location (:func:`default_docker_config`); ``~`` is
-    expanded. The file is re-read when it changes, so rotated secrets (a remounted Kubernetes
-    secret, a new ``docker login``) apply without a restart. A missing file means no credentials.
-
-    Lookup order is docker's: the host's ``credHelpers`` entry, else ``credsStore``; when the
-    helper has nothing, the ``auths`` entry. A helper is run as ``docker-credential-<name> get``
-    with the server on stdin (no shell, ``helper_timeout`` seconds). A helper that fails, hangs
-    or answers garbage counts as "no credentials" and logs a warning that never includes its
-    output, which may hold secrets.
-    """
-
-    def __init__(
-        self, path: str | os.PathLike[str] | None = None, *, helper_timeout: float = 5.0
-    ) -> None:
-        raw = default_docker_config() if path is None else Path(os.fspath(path))
-        self.path = Path(os.path.expanduser(raw))
-        self.helper_timeout = helper_timeout
-        self._lock = threading.Lock()
-        self._stamp: tuple[int, int, int] | None = None
-        self._parsed = _EMPTY_CONFIG
-
-    def __repr__(self) -> str:
-        return f"DockerConfig({str(self.path)!r})"
-
-    @property
-    def source(self) -> str:
-        """Where credentials come from, for error messages."""
-        return f"docker config {self.path}"
-
-    def get(self, host: str) -> Credentials | None:
-        key = _config_key(host)
-        config = self._load()
-        helper = config.helpers.get(key) or config.store
-        if helper is not None:
-            found = self._run_helper(helper, key)
-            if found is not None:
-                return found
-        return config.auths.get(key)
-
-    def _load(self) -> _ParsedConfig:
-        """The parsed file, re-read only when its inode, size or mtime changed."""
-        try:
-            st = self.path.stat()
-        except FileNotFoundError:
-            return _EMPTY_CONFIG
-        except OSError as exc:
-            log.warning("cannot read %s: %s; using no credentials", self.source, exc.strerror)
-            return _EMPTY_CONFIG
-        stamp = (st.st_ino, st.st_size, st.st_mtime_ns)
-        with self._lock:
-            if stamp == self._stamp:
-                return self._parsed
-            try:
-                parsed = self._parse(self.path.read_bytes())
-            except OSError as exc:
-                log.warning("cannot read %s: %s; using no credentials", self.source, exc.strerror)
-                parsed = _EMPTY_CONFIG
-            self._stamp, self._parsed = stamp, parsed
-            return parsed
-
-    def _parse(self, data: bytes) -> _ParsedConfig:
-        try:
-            doc = json.loads(data)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            # Only the position is reported: the text around it may be a secret.
-            where = ""
-            if isinstance(exc, json.JSONDecodeError):
-                where = f" (at line {exc.lineno} column {exc.colno})"
-            log.warning(
-                "%s is not valid JSON%s; fix it or run `docker login` again; using no credentials",
-                self.source,
-                where,
-            )
-            return _EMPTY_CONFIG
-        if not isinstance(doc, dict):
-            log.warning("%s is not a JSON object; using no credentials", self.source)
-            return _EMPTY_CONFIG
-        auths: dict[str, Credentials] = {}
-        exact: set[str] = set()
-        raw_auths = doc.get("auths")
-        for raw_key, entry in raw_auths.items() if isinstance(raw_auths, dict) else ():
-            if not isinstance(raw_key, str) or not isinstance(entry, dict):
-                continue
-            key = _config_key(raw_key)
-            creds = self._entry_credentials(raw_key, entry)
-            if creds is None:
-                continue
-            # "host" beats "https://host/v1/" when both are present: it is the newer spelling.
-            is_exact = raw_key.lower() == key
-            if key not in auths or (is_exact and key not in exact):
-                auths[key] = creds
-                if is_exact:
-                    exact.add(key)
-        helpers: dict[str, str] = {}
-        raw_helpers = doc.get("credHelpers")
-        for raw_key, name in raw_helpers.items() if isinstance(raw_helpers, dict) else ():
-            if isinstance(raw_key, str) and isinstance(name, str) and self._helper_ok(name):
-                helpers[_config_key(raw_key)] = name
-        store = doc.get("credsStore")
-        if not (isinstance(store, str) and store and self._helper_ok(store)):
-            store = None
-        return _ParsedConfig(auths, helpers, store)
-
-    def _helper_ok(self, name: str) -> bool:
-        if _HELPER_NAME_RE.fullmatch(name):
-            return True
-        log.warning(
-            "%s names credential helper %r, which is not a valid helper name (letters, digits, "
-            "'.', '_', '-'); ignoring it",
-            self.source,
-            name[:64],
-        )
-        return False
-
-    def _entry_credentials(self, key: str, entry: dict[str, Any]) -> Credentials | None:
-        token = entry.get("identitytoken")
-        if isinstance(token, str) and token:
-            return Credentials(IDENTITY_TOKEN_USER, token)
-        auth = entry.get("auth")
-        if isinstance(auth, str) and auth:
-            try:
-                decoded = base64.b64decode(auth, validate=True).decode()
-            except (binascii.Error, UnicodeDecodeError):
-                decoded = ""
-            user, sep, password = decoded.partition(":")
-            if not sep or not user:
-                log.warning(
-                    "the 'auth' of %r in %s is not base64 of 'user:password'; run `docker login` "
-                    "again for that registry",
-                    key,
-                    self.source,
-                )
-                return None
-            return Credentials(user, password)
-        name, secret = entry.get("username"), entry.get("password")
-        if isinstance(name, str) and name and isinstance(secret, str):
-            return Credentials(name, secret)
-        return None
-
-    def _run_helper(self, name: str, key: str) -> Credentials | None:
-        """Ask ``docker-credential-<name>``; None (with a warning) on any failure."""
-        program = f"docker-credential-{name}"
-        server = DOCKER_HUB_CONFIG_KEY if key == DOCKER_HUB else key
-        path = shutil.which(program)
-        if path is None:
-            log.warning(
-                "credential helper %s (from %s) is not on PATH; install it or remove it from the "
-                "config; no credentials from it for %s",
-                program,
-                self.source,
-                key,
-            )
-            return None
-        try:
-            proc = subprocess.Popen(
-                [path, "get"],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                start_new_session=True,  # so a timeout kills the helper's children too
-            )
-        except OSError as exc:
-            log.warning("cannot run credential helper %s: %s", program, exc.strerror)
-            return None
-        try:
-            out, _ = proc.communicate(server.encode(), timeout=self.helper_timeout)
-        except subprocess.TimeoutExpired:
-            _kill_group(proc)
-            log.warning(
-                "credential helper %s did not answer within %g s for %s; no credentials from it "
-                "(run `echo %s | %s get` to see why)",
-                program,
-                self.helper_timeout,
-                key,
-                server,
-                program,
-            )
-            return None
-        if proc.returncode != 0:
-            if b"credentials not found" in out.lower():
-                log.debug("credential helper %s has no credentials for %s", program, key)
-                return None
-            log.warning(
-                "credential helper %s failed for %s (exit status %d); its output is not logged "
-                "because it may hold secrets (run `echo %s | %s get` to see it)",
-                program,
-                key,
-                proc.returncode,
-                server,
-                program,
-            )
-            return None
-        try:
-            answer = json.loads(out)
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            answer = None
-        user = answer.get("Username") if isinstance(answer, dict) else None
-        secret = answer.get("Secret") if isinstance(answer, dict) else None
-        if not (isinstance(user, str) and isinstance(secret, str) and user and secret):
-            log.warning(
-                "credential helper %s answered for %s without the JSON object "
-                '{"Username": ..., "Secret": ...} it must print; no credentials from it',
-                program,
-                key,
-            )
-            return None
-        return Credentials(user, secret)
-
-
-def _kill_group(proc: subprocess.Popen[bytes]) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except OSError:
-        proc.kill()
-    proc.communicate()
-
-
-# --- manifests and challenges ------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
@@ -629,84 +86,6 @@ class Manifest:
     def json(self) -> dict[str, Any]:
         """The parsed document; :class:`BadResponse` unless it is a JSON object."""
         return _json_object(self.data, f"manifest {self.digest}")
-
-
-@dataclass(frozen=True, slots=True)
-class Challenge:
-    """One ``WWW-Authenticate`` challenge: a scheme (lower-cased) and its parameters (names
-    lower-cased)."""
-
-    scheme: str
-    params: Mapping[str, str]
-
-
-def parse_challenges(value: str) -> list[Challenge]:
-    """Parse a ``WWW-Authenticate`` value (RFC 7235): one or more challenges, each a scheme and
-    either comma-separated ``name=value`` parameters (values may be quoted and hold commas) or a
-    token68. Unparseable trailing text is ignored: a partial answer beats none."""
-    challenges: list[Challenge] = []
-    pos, end = 0, len(value)
-
-    def skip(chars: str) -> None:
-        nonlocal pos
-        while pos < end and value[pos] in chars:
-            pos += 1
-
-    while pos < end:
-        skip(" \t,")
-        scheme = _TOKEN_RE.match(value, pos)
-        if scheme is None:
-            break
-        pos = scheme.end()
-        params: dict[str, str] = {}
-        skip(" \t")
-        token68 = _TOKEN68_RE.match(value, pos)
-        if not _is_param_start(value, pos) and token68 is not None:
-            params[""] = token68.group()  # e.g. "Negotiate abc==": kept, never used here
-            pos = token68.end()
-        while _is_param_start(value, pos):
-            name = _TOKEN_RE.match(value, pos)
-            assert name is not None  # _is_param_start checked it
-            pos = name.end()
-            skip(" \t")
-            pos += 1  # "="
-            skip(" \t")
-            params[name.group().lower()], pos = _param_value(value, pos)
-            skip(" \t")
-            if pos < end and value[pos] == ",":
-                pos += 1
-                skip(" \t,")
-            else:
-                break
-        challenges.append(Challenge(scheme.group().lower(), params))
-    return challenges
-
-
-def _is_param_start(value: str, pos: int) -> bool:
-    """True when ``value[pos:]`` starts with ``token = (token | quoted-string)``: an auth-param
-    rather than a new challenge's scheme or a token68 (which ends in ``=`` without a value)."""
-    name = _TOKEN_RE.match(value, pos)
-    if name is None:
-        return False
-    rest = value[name.end() :].lstrip(" \t")
-    if not rest.startswith("="):
-        return False
-    rest = rest[1:].lstrip(" \t")
-    return rest.startswith('"') or _TOKEN_RE.match(rest) is not None
-
-
-def _param_value(value: str, pos: int) -> tuple[str, int]:
-    if pos < len(value) and value[pos] == '"':
-        out: list[str] = []
-        pos += 1
-        while pos < len(value) and value[pos] != '"':
-            if value[pos] == "\\" and pos + 1 < len(value):
-                pos += 1
-            out.append(value[pos])
-            pos += 1
-        return "".join(out), pos + 1
-    match = _TOKEN_RE.match(value, pos)
-    return (match.group(), match.end()) if match else ("", pos)
 
 
 # --- the client --------------------------------------------------------------------------------
@@ -1437,21 +816,3 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
-
-
-def _display_url(url: str) -> str:
-    """``url`` without user info, query or fragment: pre-signed storage URLs carry credentials
-    in the query, and none of it is needed to act on an error."""
-    try:
-        parts = urllib.parse.urlsplit(url)
-    except ValueError:
-        return "<invalid URL>"
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    try:
-        port = parts.port
-    except ValueError:
-        port = None
-    netloc = f"{host}:{port}" if port else host
-    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, "", ""))
