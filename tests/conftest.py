@@ -139,3 +139,13 @@ def daemons(tmp_path: Path):  # type: ignore[no-untyped-def]
     yield start
     for daemon in started:
         daemon.stop()
+
+
+@pytest.fixture(scope="session")
+def registry(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """Debian's docker-registry on 127.0.0.1, one per session (tests use their own repos)."""
+    from lab.registry import start_registry
+
+    r = start_registry(tmp_path_factory.mktemp("registry"))
+    yield r
+    r.stop()

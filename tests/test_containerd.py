@@ -5,9 +5,7 @@ code and one stdout line containerd acts on."""
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
-import threading
 import time
 from pathlib import Path
 
@@ -15,6 +13,7 @@ import pytest
 
 from conftest import doc, key, write_files
 from lab.daemon import BIN
+from lab.silent import silent_server
 
 D = "sha256:" + "e" * 64
 OTHER = "sha256:" + "f" * 64
@@ -255,24 +254,7 @@ def test_fail_open_never_overrides_a_denial(daemon) -> None:
 
 
 def test_a_daemon_that_does_not_answer_times_out(tmp_path: Path) -> None:
-    path = tmp_path / "silent.sock"
-    server = socket.socket(socket.AF_UNIX)
-    server.bind(str(path))
-    server.listen(8)
-    held: list[socket.socket] = []
-    stop = threading.Event()
-
-    def accept() -> None:  # accept and say nothing, like a wedged daemon
-        server.settimeout(0.2)
-        while not stop.is_set():
-            try:
-                held.append(server.accept()[0])
-            except TimeoutError:
-                continue
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    try:
+    with silent_server(tmp_path / "silent.sock") as path:
         started = time.monotonic()
         r = run(
             "ghcr.io/open/app:1",
@@ -281,12 +263,6 @@ def test_a_daemon_that_does_not_answer_times_out(tmp_path: Path) -> None:
             env={"PULLGATE_TIMEOUT": "700ms"},
         )
         elapsed = time.monotonic() - started
-    finally:
-        stop.set()
-        thread.join()
-        for s in held:
-            s.close()
-        server.close()
     assert r.returncode == 2
     assert "DEADLINE_EXCEEDED" in r.stdout
     assert elapsed < 10  # well inside containerd's per-verifier timeout

@@ -11,19 +11,12 @@ import pytest
 from conftest import doc, key, write_files
 from lab.containerd import SAMPLES, Containerd, start_containerd
 from lab.daemon import Daemon, start_daemon
-from lab.registry import Registry, start_registry
+from lab.registry import Registry
 
 POLICIES = {
     "p.yaml": doc("lab-allowed", '  images: ["*/lab/allowed"]\n')
     + doc("lab-signed", f'  images: ["*/lab/unsigned"]\n  authorities:{key("release")}\n')
 }
-
-
-@pytest.fixture(scope="module")
-def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
-    r = start_registry(tmp_path_factory.mktemp("registry"))
-    yield r
-    r.stop()
 
 
 @pytest.fixture(scope="module")

@@ -6,10 +6,7 @@ from __future__ import annotations
 import base64
 import datetime
 import json
-import socket
-import threading
 import uuid
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -30,6 +27,7 @@ from lab.sigstore import (
     read_signatures,
     write_signatures,
 )
+from lab.silent import silent_server
 from pullgate.evidence import Evidence, Target
 from pullgate.policy import Authority, KeyAuthority, KeylessAuthority, Mark
 from pullgate.reference import parse_reference
@@ -38,13 +36,6 @@ from pullgate.verifiers.cosign import CosignVerifier
 
 MARK = Mark("test", 1, 1)
 UTC = datetime.UTC
-
-
-@pytest.fixture(scope="module")
-def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
-    r = start_registry(tmp_path_factory.mktemp("registry"))
-    yield r
-    r.stop()
 
 
 @pytest.fixture(scope="module")
@@ -262,40 +253,9 @@ def test_registry_down(keys) -> None:
 
 
 def test_registry_slower_than_the_timeout(keys) -> None:
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(8)
-    port = server.getsockname()[1]
-    held: list[socket.socket] = []
-    stop = threading.Event()
-
-    def accept() -> None:
-        server.settimeout(0.1)
-        while not stop.is_set():
-            try:
-                held.append(server.accept()[0])
-            except TimeoutError:
-                continue
-            except OSError:  # closed by the test
-                return
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    try:
-        client = RegistryClient(
-            Urllib3Transport(), insecure=[f"127.0.0.1:{port}"], timeout=0.4, retries=0
-        )
-        ev = check(
-            client,
-            key_authority(keys["release"][1]),
-            f"127.0.0.1:{port}/acme/app@sha256:{'b' * 64}",
-        )
-    finally:
-        stop.set()
-        thread.join()
-        for s in held:
-            s.close()
-        server.close()
+    with silent_server() as host:
+        client = RegistryClient(Urllib3Transport(), insecure=[host], timeout=0.4, retries=0)
+        ev = check(client, key_authority(keys["release"][1]), f"{host}/acme/app@sha256:{'b' * 64}")
     assert not ev.verified
     assert "0.4" in ev.error and "time" in ev.error.lower()
 

@@ -27,6 +27,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from lab.registry import OCI_EMPTY, Registry, free_port, sha256, start_registry
+from lab.silent import silent_server as silent
 from pullgate.registry import (
     DOCKER_MANIFEST,
     DOCKER_MANIFEST_LIST,
@@ -849,30 +850,8 @@ def test_connection_refused_is_unreachable() -> None:
 @pytest.fixture
 def silent_server() -> Iterator[str]:
     """A TCP server that accepts connections and never answers."""
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(8)
-    accepted: list[socket.socket] = []
-    stop = threading.Event()
-
-    def accept() -> None:
-        server.settimeout(0.1)
-        while not stop.is_set():
-            try:
-                accepted.append(server.accept()[0])
-            except OSError:
-                continue
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    try:
-        yield f"127.0.0.1:{server.getsockname()[1]}"
-    finally:
-        stop.set()
-        thread.join()
-        for conn in accepted:
-            conn.close()
-        server.close()
+    with silent(None) as address:
+        yield address
 
 
 class RawServer:

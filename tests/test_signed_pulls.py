@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import subprocess
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,15 +14,8 @@ import pytest
 from conftest import doc, write_files
 from lab.containerd import start_containerd
 from lab.daemon import BIN
-from lab.registry import Registry, start_registry
+from lab.registry import Registry
 from lab.sigstore import Cosign, cosign_binary
-
-
-@pytest.fixture(scope="module")
-def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
-    r = start_registry(tmp_path_factory.mktemp("registry"))
-    yield r
-    r.stop()
 
 
 @pytest.fixture(scope="module")
