@@ -245,6 +245,10 @@ class _Decision:
             )
             for n, e in found
         )
+        for name, ev in found:
+            self.warnings.extend(
+                f'policy "{policy.name}" authority "{name}": {w}' for w in ev.warnings
+            )
         unverified = _why_unverified(found)
         if not policy.rules:
             passed = not authorities or any(e.verified for _, e in found)

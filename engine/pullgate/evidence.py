@@ -40,6 +40,9 @@ class Evidence:
     signatures: tuple[Signature, ...] = ()
     error: str = ""
     cached: bool = False
+    # Checks that failed but were only logged (Notation's permissive and audit levels): the
+    # authority still counts, and the judgement carries these as warnings.
+    warnings: tuple[str, ...] = ()
 
     @property
     def verified(self) -> bool:

@@ -50,7 +50,8 @@ class AnyOf:
         results = [v.verify(authority, target) for v in self.verifiers]
         signatures = tuple(s for r in results for s in r.signatures)
         if signatures:
-            return Evidence(signatures=signatures)
+            warnings = tuple(w for r in results if r.verified for w in r.warnings)
+            return Evidence(signatures=signatures, warnings=warnings)
         reasons = "; ".join(dict.fromkeys(r.error for r in results if r.error))
         return Evidence.unverified(reasons or "no signature verified")
 
