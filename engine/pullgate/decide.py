@@ -102,15 +102,15 @@ class Decider:
         except InvalidReference as exc:
             raise InvalidRequest(str(exc)) from None
         digest = request.descriptor.digest or ref.digest or ""
-        decision = _Decision(self, policies, request, now or datetime.now(UTC))
         if ref.digest and digest != ref.digest:
             ok, reason = (
                 False,
-                (f"denied: the reference names digest {ref.digest} but {digest} was resolved"),
+                f"denied: the reference names digest {ref.digest} but {digest} was resolved",
             )
             results: tuple[PolicyResult, ...] = ()
             warnings: tuple[str, ...] = ()
         else:
+            decision = _Decision(self, policies, request, now or datetime.now(UTC))
             ok, reason, results, warnings = decision.run(
                 ref.name,
                 digest,
