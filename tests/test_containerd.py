@@ -5,7 +5,9 @@ code and one stdout line containerd acts on."""
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -285,3 +287,34 @@ def test_the_executable_imports_no_policy_code() -> None:
         [str(BIN / "python"), "-c", probe], capture_output=True, text=True, check=True
     )
     assert r.stdout.strip() == "[]"
+
+
+def test_an_unexpected_peer_falls_back_to_grpcio_and_fails_closed(tmp_path: Path) -> None:
+    path = tmp_path / "odd.sock"
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(str(path))
+    server.listen(4)
+    stop = threading.Event()
+
+    def answer() -> None:  # a frame bigger than HTTP/2 allows without negotiation, then hang up
+        server.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except (TimeoutError, OSError):
+                continue
+            conn.recv(65536)
+            conn.sendall(b"\x00\x40\x01\x0a\x00\x00\x00\x00\x00" + b"x" * 16385)
+            conn.close()
+
+    thread = threading.Thread(target=answer, daemon=True)
+    thread.start()
+    try:
+        r = run("ghcr.io/open/app:1", descriptor(), address=f"unix://{path}")
+    finally:
+        stop.set()
+        thread.join()
+        server.close()
+    assert r.returncode == 2
+    assert "falling back to grpcio" in r.stderr
+    assert one_line(r).startswith("pullgate could not decide (fail closed)")
