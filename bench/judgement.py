@@ -1,9 +1,12 @@
 """Warm judgement cost in process, with 1 / 100 / 1,000 policies loaded.
 
-A typical image (ghcr.io/acme/api) is selected by 3 policies (one with a keyless authority and
-two rules, one namespace-scoped, one with a `when` guard); the rest select other teams'
-repositories. Evidence comes from an in-memory verifier (the evidence-cached case), so the
-figure is pullgate's own cost: normalise, select, build the CEL context, evaluate, combine.
+"evaluated" runs the whole pipeline with evidence cached (the judgement cache off);
+"judgement cache hit" is a repeat of the same request within `cache.judgementTtl` (what a node
+sees when many pods pull one image). A typical image (ghcr.io/acme/api) is selected by 3
+policies (one with a keyless authority and two rules, one namespace-scoped, one with a `when`
+guard); the rest select other teams' repositories. Evidence comes from an in-memory verifier
+(the evidence-cached case), so the figure is pullgate's own cost: normalise, select, build the
+CEL context, evaluate, combine.
 
 Peers measured in the same run, on the same machine:
 - one cel-python evaluation of `image.registry == "ghcr.io"` with a prepared context: the
@@ -28,6 +31,7 @@ from pullgate.cel import compile_expression
 from pullgate.context import base_context, rule_names
 from pullgate.decide import Decider
 from pullgate.evidence import Evidence, Signature, Target
+from pullgate.judgements import JudgementCache
 from pullgate.policy import Authority
 from pullgate.reference import parse_reference
 from pullgate.request import Descriptor, Request
@@ -126,6 +130,9 @@ def main() -> int:
         namespace="prod-eu",
     )
     decider = Decider(Verifiers(dict.fromkeys(KINDS, Cached())), log=None)
+    cached = Decider(
+        Verifiers(dict.fromkeys(KINDS, Cached())), log=None, judgements=JudgementCache(3600)
+    )
     now = datetime.now(UTC)
 
     # Peers: the engine floor, measured in this run.
@@ -158,8 +165,13 @@ def main() -> int:
             measure(lambda p=policies: decider.decide(p, request, now=now), args.seconds)
         )
         results[n] = p50
-        label = f"warm judgement, {n} policies (load {load_s:.2f} s)"
+        label = f"evaluated, {n} policies (load {load_s:.2f} s)"
         print(f"{label:<44} {p50:8.3f} {p99:8.3f} {p50 / floor[0]:8.1f}")
+        hit50, hit99 = summary(
+            measure(lambda p=policies: cached.decide(p, request), args.seconds / 3)
+        )
+        label = f"judgement cache hit, {n} policies"
+        print(f"{label:<44} {hit50:8.3f} {hit99:8.3f} {hit50 / floor[0]:8.1f}")
     if len(sizes) > 1:
         lo, hi = sizes[0], sizes[-1]
         print(f"growth {lo} -> {hi} policies: {results[hi] / results[lo]:.2f}x")

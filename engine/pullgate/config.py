@@ -45,6 +45,7 @@ class CacheConfig:
     ttl: float = 600.0
     failure_ttl: float = 30.0
     max_entries: int = 10_000
+    judgement_ttl: float = 5.0  # whole judgements, for repeated pulls of one image
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,7 +153,7 @@ def _read(r: _ConfigReader, doc: Node) -> Config:
                 r.fail(item.mark, f"listen address {value!r} must start with unix:// or tcp://")
         return tuple(v for v, _ in values)
 
-    cache = r.section(top, "cache", ("ttl", "failureTtl", "maxEntries"))
+    cache = r.section(top, "cache", ("ttl", "failureTtl", "maxEntries", "judgementTtl"))
     reg = r.section(top, "registry", ("insecure", "dockerConfig", "timeout", "retries"))
     nota = r.section(top, "notation", ("backend", "binary", "timeout"))
     log = r.section(top, "log", ("format",))
@@ -195,6 +196,12 @@ def _read(r: _ConfigReader, doc: Node) -> Config:
             ),
             max_entries=_get(
                 cache, "maxEntries", lambda n: r.integer(n, "cache.maxEntries"), d.cache.max_entries
+            ),
+            judgement_ttl=_get(
+                cache,
+                "judgementTtl",
+                lambda n: r.duration(n, "cache.judgementTtl"),
+                d.cache.judgement_ttl,
             ),
         ),
         registry=RegistryConfig(

@@ -16,7 +16,7 @@ import logging
 import secrets
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from celpy import celtypes
@@ -25,6 +25,7 @@ from .cel import EvalError
 from .context import BaseContext, base_context, policy_context
 from .evidence import Evidence, Target
 from .judgement import AuthorityResult, Judgement, PolicyResult, RuleResult
+from .judgements import JudgementCache, request_key
 from .policy import Authority
 from .reference import InvalidReference, parse_reference
 from .request import InvalidRequest, Request, check_request
@@ -86,10 +87,12 @@ class Decider:
         *,
         options: Options = DEFAULT_OPTIONS,
         log: Callable[[Judgement], None] | None = log_decision,
+        judgements: JudgementCache | None = None,
     ) -> None:
         self.verifiers = verifiers or Verifiers()
         self.options = options
         self.log = log
+        self.judgements = judgements
 
     def decide(
         self, policies: CompiledPolicySet, request: Request, *, now: datetime | None = None
@@ -102,6 +105,18 @@ class Decider:
         except InvalidReference as exc:
             raise InvalidRequest(str(exc)) from None
         digest = request.descriptor.digest or ref.digest or ""
+        key = request_key(policies.revision, request) if self.judgements and now is None else None
+        hit = self.judgements.get(key) if self.judgements and key is not None else None
+        if hit is not None:
+            judgement = replace(
+                hit,
+                decision_id=secrets.token_hex(8),
+                cached=True,
+                duration_ms=(time.perf_counter() - started) * 1000,
+            )
+            if self.log is not None:
+                self.log(judgement)
+            return judgement
         if ref.digest and digest != ref.digest:
             ok, reason = (
                 False,
@@ -127,6 +142,8 @@ class Decider:
             warnings=warnings,
             duration_ms=(time.perf_counter() - started) * 1000,
         )
+        if self.judgements is not None and key is not None:
+            self.judgements.put(key, judgement)
         if self.log is not None:
             self.log(judgement)
         return judgement

@@ -28,6 +28,7 @@ from grpc_reflection.v1alpha import reflection
 from .api import judgement_to_proto, request_from_proto
 from .config import Config
 from .decide import Decider, Options
+from .judgements import JudgementCache
 from .logs import event
 from .reload import PolicyState, Reloader
 from .request import InvalidRequest, check_request
@@ -148,6 +149,9 @@ class Daemon:
         self.state = PolicyState()
         self.decider = Decider(
             build_verifiers(config),
+            judgements=JudgementCache(
+                config.cache.judgement_ttl, max_entries=config.cache.max_entries
+            ),
             options=Options(
                 default_action=config.default_action, unknown_namespace=config.unknown_namespace
             ),
