@@ -45,6 +45,7 @@ bench: $(VENV)/.installed
 	$(BIN)/python bench/judgement.py
 	$(BIN)/python bench/containerd_exec.py
 	$(BIN)/python bench/verify.py
+	$(BIN)/python bench/notation.py
 
 clean:
 	rm -rf $(VENV) run .pytest_cache .mypy_cache .ruff_cache

@@ -48,10 +48,16 @@ def setup(tmp_path: Path, registry: Registry, release: tuple[Path, Path]) -> tup
     return policies, config
 
 
-def containerd_asks(address: str, name: str, digest: str) -> subprocess.CompletedProcess[str]:
-    descriptor = json.dumps(
-        {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": digest, "size": 1}
-    )
+def containerd_asks(
+    address: str,
+    name: str,
+    digest: str,
+    *,
+    media_type: str = "application/vnd.oci.image.manifest.v1+json",
+    size: int = 1,
+) -> subprocess.CompletedProcess[str]:
+    """pullgate-containerd run as containerd runs it, with the descriptor containerd resolved."""
+    descriptor = json.dumps({"mediaType": media_type, "digest": digest, "size": size})
     return subprocess.run(
         [
             str(BIN / "pullgate-containerd"),

@@ -80,6 +80,7 @@ def start_daemon(
     config: str = "",
     serving: bool = True,
     listen: list[str] | None = None,
+    env: dict[str, str] | None = None,
 ) -> Daemon:
     """Start ``pullgate serve``; wait until it is SERVING (or, if not ``serving``, listening)."""
     tmp.mkdir(parents=True, exist_ok=True)
@@ -96,6 +97,7 @@ def start_daemon(
         [str(BIN / "pullgate"), "serve", "--config", str(config_path)],
         stdout=subprocess.DEVNULL,
         stderr=log.open("wb"),
+        env=env,
     )
     daemon = Daemon(process, sock, log, config_path)
     deadline = time.monotonic() + 20

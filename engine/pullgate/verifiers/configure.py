@@ -6,35 +6,65 @@ Kept apart from ``verifiers/__init__`` so that modules needing only the seam (``
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
 
 from ..config import Config
+from ..logs import event
 from . import AnyOf, Verifier, Verifiers
 from .cache import EvidenceCache
 
 if TYPE_CHECKING:
-    from ..registry import RegistryClient
+    from ..registry import CredentialStore, RegistryClient
 
-__all__ = ["build_registry", "build_verifiers"]
+__all__ = ["build_notation", "build_registry", "build_verifiers"]
+
+log = logging.getLogger("pullgate.verifiers")
+
+
+def _credentials(config: Config) -> CredentialStore | None:
+    from ..registry import DockerConfig
+
+    # dockerConfig: "" means no credentials at all (not docker's default file).
+    path = config.registry.docker_config
+    return DockerConfig(path) if path else None
 
 
 def build_registry(config: Config) -> RegistryClient:
-    from ..registry import DockerConfig, RegistryClient, Urllib3Transport
+    from ..registry import RegistryClient, Urllib3Transport
 
     reg = config.registry
     return RegistryClient(
         Urllib3Transport(),
-        # dockerConfig: "" means no credentials at all (not docker's default file).
-        credentials=DockerConfig(reg.docker_config) if reg.docker_config else None,
+        credentials=_credentials(config),
         insecure=reg.insecure,
         timeout=reg.timeout,
         retries=reg.retries,
     )
 
 
+def build_notation(config: Config, registry: RegistryClient) -> Verifier:
+    """``notation.backend``: ``cli`` runs the notation CLI, ``native`` verifies in process,
+    ``auto`` (the default) uses the CLI when ``notation.binary`` is on PATH at start."""
+    from .notation_cli import NotationCli, available
+    from .notation_native import NotationNativeVerifier
+
+    n = config.notation
+    if n.backend == "native" or (n.backend == "auto" and not available(n.binary)):
+        event(log, logging.INFO, "notation_backend", backend="native", configured=n.backend)
+        return NotationNativeVerifier(registry)
+    event(log, logging.INFO, "notation_backend", backend="cli", binary=n.binary)
+    return NotationCli(
+        n.binary,
+        timeout=n.timeout,
+        insecure=config.registry.insecure,
+        credentials=_credentials(config),
+    )
+
+
 def build_verifiers(config: Config, registry: RegistryClient | None = None) -> Verifiers:
-    """``key``: classic cosign signatures; ``keyless``: cosign's and Sigstore bundles; each
-    behind the evidence cache. ``notation`` has no verifier yet (reported unverified)."""
+    """``key``: classic cosign signatures; ``keyless``: cosign's and Sigstore bundles;
+    ``notation``: the notation CLI or the native verifier; each behind the evidence cache."""
     from .bundle import BundleVerifier
     from .cosign import CosignVerifier
 
@@ -48,4 +78,10 @@ def build_verifiers(config: Config, registry: RegistryClient | None = None) -> V
             verifier, ttl=c.ttl, failure_ttl=c.failure_ttl, max_entries=c.max_entries
         )
 
-    return Verifiers({"key": cached(cosign), "keyless": cached(AnyOf(cosign, bundles))})
+    return Verifiers(
+        {
+            "key": cached(cosign),
+            "keyless": cached(AnyOf(cosign, bundles)),
+            "notation": cached(build_notation(config, registry)),
+        }
+    )
