@@ -247,12 +247,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(exc.summary(), file=sys.stderr)
         return EXIT_ERROR
     config = config.with_listen(args.listen)
-    setup_logging(config.log_format)
+    listener = setup_logging(config.log_format, background=True)
     try:
         return serve(config)
     except ServeError as exc:
         print(f"pullgate serve: {exc}", file=sys.stderr)
         return EXIT_ERROR
+    finally:
+        if listener is not None:
+            listener.stop()  # writes out every queued line
 
 
 def cmd_test(args: argparse.Namespace) -> int:

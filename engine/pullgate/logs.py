@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import json
 import logging
+import logging.handlers
 import sys
 import time
+from queue import Queue
 from typing import Any, TextIO
 
 __all__ = ["event", "setup_logging"]
@@ -46,19 +48,43 @@ class TextFormatter(logging.Formatter):
         return f"{record.levelname.lower()} {record.name}: {text}"
 
 
+class _Enqueue(logging.handlers.QueueHandler):
+    """Hands records to the writer thread as they are: formatting happens there, not on the
+    request path (our records carry their fields in a dict nobody mutates afterwards)."""
+
+    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
+        return record
+
+
 def setup_logging(
-    fmt: str = "json", stream: TextIO | None = None, level: int = logging.INFO
-) -> None:
-    """Send the ``pullgate`` loggers to ``stream`` (stderr), one line per record."""
+    fmt: str = "json",
+    stream: TextIO | None = None,
+    level: int = logging.INFO,
+    *,
+    background: bool = False,
+) -> logging.handlers.QueueListener | None:
+    """Send the ``pullgate`` loggers to ``stream`` (stderr), one line per record.
+
+    With ``background`` (the daemon), records are formatted and written by a thread of their
+    own; the returned listener must be stopped at exit, which flushes what is queued.
+    """
     root = logging.getLogger("pullgate")
-    for handler in [h for h in root.handlers if getattr(h, _MARK, False)]:
-        root.removeHandler(handler)
-    handler = logging.StreamHandler(stream or sys.stderr)
-    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    for old in [h for h in root.handlers if getattr(h, _MARK, False)]:
+        root.removeHandler(old)
+    writer = logging.StreamHandler(stream or sys.stderr)
+    writer.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    listener = None
+    handler: logging.Handler = writer
+    if background:
+        queue: Queue[logging.LogRecord] = Queue()
+        handler = _Enqueue(queue)
+        listener = logging.handlers.QueueListener(queue, writer)
+        listener.start()
     setattr(handler, _MARK, True)
     root.addHandler(handler)
     root.setLevel(level)
     root.propagate = False
+    return listener
 
 
 def event(logger: logging.Logger, level: int, name: str, **fields: Any) -> None:

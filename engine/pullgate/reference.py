@@ -26,6 +26,7 @@ constructor rejects field values that are not in canonical form.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, replace
 
@@ -113,7 +114,12 @@ def _supported_algorithms() -> str:
     return ", ".join(sorted(DIGEST_HEX_LENGTHS))
 
 
+_PRINTABLE_ASCII = re.compile(r"[!-~]*")
+
+
 def _check_characters(text: str) -> None:
+    if _PRINTABLE_ASCII.fullmatch(text):
+        return  # the common case, without a Python loop over every character
     for pos, char in enumerate(text):
         if char.isspace():
             raise _RefError(
@@ -373,6 +379,12 @@ def parse_reference(text: str) -> ImageRef:
     """
     if not isinstance(text, str):
         raise TypeError(f"an image reference must be a str, not {type(text).__name__}")
+    return _parse_cached(text)
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_cached(text: str) -> ImageRef:
+    """A node pulls the same few names again and again; ImageRef is immutable."""
     try:
         return _parse(text)
     except _RefError as exc:

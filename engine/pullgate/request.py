@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from .reference import InvalidReference, parse_digest
@@ -46,7 +46,7 @@ class Request:
 
 
 def check_request(request: Request, *, require_digest: bool) -> Request:
-    """Validate a request; return it with defaults filled in (operation "" → "pull")."""
+    """Validate a request (and return it, for chaining)."""
     if not request.image_name:
         raise InvalidRequest("image_name is empty; give the image reference to verify")
     digest = request.descriptor.digest
@@ -65,6 +65,4 @@ def check_request(request: Request, *, require_digest: bool) -> Request:
             f"namespace {request.namespace[:80]!r} is not a Kubernetes namespace name "
             "(lower-case letters, digits and '-', at most 63 characters)"
         )
-    if operation != request.operation:
-        return replace(request, operation=operation)
-    return request
+    return request  # an empty operation means "pull" (context.py reads it that way)

@@ -52,8 +52,16 @@ class Daemon:
         return stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=5).status
 
     def events(self) -> list[dict[str, Any]]:
+        """The daemon's log lines, once they stop growing (it writes from a background thread)."""
+        text, deadline = self.log.read_text(), time.monotonic() + 2
+        while time.monotonic() < deadline:
+            time.sleep(0.05)
+            again = self.log.read_text()
+            if again == text:
+                break
+            text = again
         out = []
-        for line in self.log.read_text().splitlines():
+        for line in text.splitlines():
             try:
                 out.append(json.loads(line))
             except ValueError:
