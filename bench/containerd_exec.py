@@ -10,15 +10,14 @@ Run: .venv/bin/python bench/containerd_exec.py [--runs 60]
 from __future__ import annotations
 
 import argparse
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
+from common import p50_p99, timed
 from lab.daemon import BIN, DIGEST, start_daemon
 
 POLICY = """apiVersion: pullgate.dev/v1alpha1
@@ -41,22 +40,21 @@ def pb_file() -> str:
     return str(pullgate.__file__)
 
 
-def timed(
+def run_exec(
     cmd: list[str], runs: int, stdin: bytes = b"", env: dict[str, str] | None = None
 ) -> list[float]:
-    out = []
-    for _ in range(runs + 3):
-        t = time.perf_counter()
+    """Exec-to-exit durations of ``cmd``; three untimed runs first warm the page cache."""
+
+    def once() -> None:
         r = subprocess.run(cmd, input=stdin, capture_output=True, env=env, check=False)
-        out.append(time.perf_counter() - t)
         assert r.returncode in (0, 1), r.stdout + r.stderr
-    return out[3:]  # the first runs warm the page cache
+
+    timed(once, 3)
+    return timed(once, runs)
 
 
 def row(label: str, samples: list[float], floor: float) -> None:
-    ordered = sorted(samples)
-    p50 = statistics.median(ordered) * 1e3
-    p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1e3
+    p50, p99 = p50_p99(samples)
     print(f"{label:<48} {p50:8.1f} {p99:8.1f} {p50 / floor:8.2f}")
 
 
@@ -73,9 +71,9 @@ def main() -> int:
         (root / "policies" / "p.yaml").write_text(POLICY)
         daemon = start_daemon(root / "d", root / "policies")
         try:
-            floor = timed([python, "-c", "pass"], args.runs)
-            grpc_floor = timed([python, "-c", "import grpc"], args.runs)
-            shim = timed(
+            floor = run_exec([python, "-c", "pass"], args.runs)
+            grpc_floor = run_exec([python, "-c", "import grpc"], args.runs)
+            shim = run_exec(
                 [
                     str(BIN / "pullgate-containerd"),
                     "-name",
@@ -95,14 +93,10 @@ def main() -> int:
             request = pb.VerifyRequest(
                 image_name="ghcr.io/acme/app:v1", descriptor=pb.Descriptor(digest=DIGEST)
             )
-            rpc = []
-            for _ in range(args.runs * 5):
-                t = time.perf_counter()
-                stub.Verify(request, timeout=5)
-                rpc.append(time.perf_counter() - t)
+            rpc = timed(lambda: stub.Verify(request, timeout=5), args.runs * 5)
         finally:
             daemon.stop()
-    base = statistics.median(floor) * 1e3
+    base = p50_p99(floor)[0]
     print(f"python {sys.version.split()[0]}; {args.runs} runs each; ratios to `python -c pass`")
     print(f"{'case':<48} {'p50 ms':>8} {'p99 ms':>8} {'x floor':>8}")
     row("peer: python -c pass", floor, base)

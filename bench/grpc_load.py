@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import statistics
 import sys
 import tempfile
 import threading
@@ -28,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from common import p50_p99
 from lab.daemon import start_daemon
 from pullgate.v1 import verifier_pb2 as pb
 from pullgate.v1 import verifier_pb2_grpc as pb_grpc
@@ -82,9 +82,7 @@ def run(
 
 
 def report(label: str, count: int, samples: list[float], seconds: float, peer: float) -> float:
-    ordered = sorted(samples)
-    p50 = statistics.median(ordered) * 1e3
-    p99 = ordered[int(len(ordered) * 0.99)] * 1e3
+    p50, p99 = p50_p99(samples)
     rate = count / seconds
     print(f"{label:<44} {rate:9.0f} {p50:8.2f} {p99:8.2f} {rate / peer if peer else 1:8.2f}")
     return rate

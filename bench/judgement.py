@@ -19,14 +19,13 @@ Run: .venv/bin/python bench/judgement.py [--sizes 1,100,1000] [--seconds 3]
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+from common import for_seconds, p50_p99
 from pullgate.cel import compile_expression
 from pullgate.context import base_context, rule_names
 from pullgate.decide import Decider
@@ -100,23 +99,6 @@ class Cached:
         )
 
 
-def measure(fn: Callable[[], object], seconds: float) -> list[float]:
-    for _ in range(20):
-        fn()
-    samples = []
-    deadline = time.perf_counter() + seconds
-    while time.perf_counter() < deadline:
-        t = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - t)
-    return samples
-
-
-def summary(samples: list[float]) -> tuple[float, float]:
-    ordered = sorted(samples)
-    return statistics.median(ordered) * 1e3, ordered[int(len(ordered) * 0.99)] * 1e3
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="1,100,1000")
@@ -139,8 +121,8 @@ def main() -> int:
     program = compile_expression('image.registry == "ghcr.io"', rule_names(()))
     ref = parse_reference(request.image_name)
     context = base_context(ref, request, now)
-    floor = summary(measure(lambda: program.evaluate(context), args.seconds))
-    convert = summary(measure(lambda: base_context(ref, request, now), args.seconds))
+    floor = p50_p99(for_seconds(lambda: program.evaluate(context), args.seconds))
+    convert = p50_p99(for_seconds(lambda: base_context(ref, request, now), args.seconds))
 
     print(f"python {sys.version.split()[0]}; {args.seconds:.0f} s per measurement")
     print(f"{'case':<44} {'p50 ms':>8} {'p99 ms':>8} {'x floor':>8}")
@@ -161,14 +143,14 @@ def main() -> int:
             load_s = time.perf_counter() - started
         judgement = decider.decide(policies, request, now=now)
         assert judgement.ok and len(judgement.policies) == 3, judgement.reason
-        p50, p99 = summary(
-            measure(lambda p=policies: decider.decide(p, request, now=now), args.seconds)
+        p50, p99 = p50_p99(
+            for_seconds(lambda p=policies: decider.decide(p, request, now=now), args.seconds)
         )
         results[n] = p50
         label = f"evaluated, {n} policies (load {load_s:.2f} s)"
         print(f"{label:<44} {p50:8.3f} {p99:8.3f} {p50 / floor[0]:8.1f}")
-        hit50, hit99 = summary(
-            measure(lambda p=policies: cached.decide(p, request), args.seconds / 3)
+        hit50, hit99 = p50_p99(
+            for_seconds(lambda p=policies: cached.decide(p, request), args.seconds / 3)
         )
         label = f"judgement cache hit, {n} policies"
         print(f"{label:<44} {hit50:8.3f} {hit99:8.3f} {hit50 / floor[0]:8.1f}")

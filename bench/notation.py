@@ -9,15 +9,13 @@ Run: .venv/bin/python bench/notation.py [--runs 100]
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
+from common import p50_p99, timed
 from lab.oci_layout import push_layouts
 from lab.registry import start_registry
 from pullgate.evidence import Target
@@ -35,19 +33,8 @@ SHARED = (
 IMAGE = "sha256:b8479de3f88fb259a0a9ea82a5b2a052a1ef3c4ebbcfc61482d5ae4c831f8af9"
 
 
-def timed(fn: Callable[[], object], runs: int) -> list[float]:
-    out = []
-    for _ in range(runs):
-        t = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - t)
-    return out
-
-
 def row(label: str, samples: list[float]) -> None:
-    ordered = sorted(samples)
-    p50 = statistics.median(ordered) * 1e3
-    p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1e3
+    p50, p99 = p50_p99(samples)
     print(f"{label:<56} {p50:9.2f} {p99:9.2f}")
 
 

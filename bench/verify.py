@@ -10,15 +10,13 @@ Run: .venv/bin/python bench/verify.py [--runs 40]
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
+from common import p50_p99, timed
 from lab.registry import start_registry
 from lab.sigstore import Cosign, cosign_binary
 from pullgate.evidence import Target
@@ -29,19 +27,8 @@ from pullgate.verifiers.cache import EvidenceCache
 from pullgate.verifiers.cosign import CosignVerifier
 
 
-def timed(fn: Callable[[], object], runs: int) -> list[float]:
-    out = []
-    for _ in range(runs):
-        t = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - t)
-    return out
-
-
 def row(label: str, samples: list[float], peer: float) -> float:
-    ordered = sorted(samples)
-    p50 = statistics.median(ordered) * 1e3
-    p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1e3
+    p50, p99 = p50_p99(samples)
     print(f"{label:<52} {p50:9.2f} {p99:9.2f} {peer / p50 if p50 else 0:9.1f}x")
     return p50
 
@@ -85,7 +72,7 @@ def main() -> int:
             warm = timed(lambda: cache.verify(authority, target), args.runs * 50)
         finally:
             registry.stop()
-    base = statistics.median(peer) * 1e3
+    base = p50_p99(peer)[0]
     print(
         f"python {sys.version.split()[0]}; local docker-registry 2.8; "
         "ratio = cosign verify p50 / case p50"
