@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from celpy import celtypes
@@ -126,15 +127,17 @@ class CompiledPolicySet:
         return out
 
 
-def _probe_contexts(policy: ImagePolicy) -> list[dict[str, Any]]:
+@lru_cache(maxsize=256)
+def _probe_contexts(authorities: tuple[tuple[str, str], ...]) -> tuple[dict[str, Any], ...]:
+    """Sample contexts for a policy with these (name, kind) authorities; shared, read-only."""
     contexts = []
     value = policy_value("sample", "sample")
     for request in sample_requests():
         base = base_context(parse_reference(request.image_name), request, sample_now())
         for verified in (True, False):
-            evidence = [(a.name, sample_evidence(a.kind, verified)) for a in policy.authorities]
+            evidence = [(name, sample_evidence(kind, verified)) for name, kind in authorities]
             contexts.append(policy_context(base, value, evidence))
-    return contexts
+    return tuple(contexts)
 
 
 def _probe(program: Program, contexts: Sequence[dict[str, Any]]) -> str:
@@ -165,7 +168,7 @@ class _Compiler:
         what: str,
         names: dict[str, Shape],
         hint: Callable[[str], str],
-        contexts: Callable[[], list[dict[str, Any]]],
+        contexts: Callable[[], Sequence[dict[str, Any]]],
         key: Any,
         *,
         probe: bool = True,
@@ -197,12 +200,10 @@ class _Compiler:
         names = rule_names(a.name for a in policy.authorities)
         if not complete:
             names["authorities"] = MapOf("authorities", AUTHORITY)
-        probe_cache: list[list[dict[str, Any]]] = []
+        ordered = tuple((a.name, a.kind) for a in policy.authorities)
 
-        def contexts() -> list[dict[str, Any]]:
-            if not probe_cache:
-                probe_cache.append(_probe_contexts(policy))
-            return probe_cache[0]
+        def contexts() -> Sequence[dict[str, Any]]:
+            return _probe_contexts(ordered)
 
         when = None
         if policy.when is not None:
