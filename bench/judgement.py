@@ -1,4 +1,4 @@
-"""Warm judgement cost in process, with 1 / 100 / 1,000 policies loaded.
+"""Warm judgement cost in process, with 1 / 100 / 1,000 / 10,000 policies loaded, per CEL engine.
 
 "evaluated" runs the whole pipeline with evidence cached (the judgement cache off);
 "judgement cache hit" is a repeat of the same request within `cache.judgementTtl` (what a node
@@ -8,12 +8,13 @@ guard); the rest select other teams' repositories. Evidence comes from an in-mem
 (the evidence-cached case), so the figure is pullgate's own cost: normalise, select, build the
 CEL context, evaluate, combine.
 
-Peers measured in the same run, on the same machine:
-- one cel-python evaluation of `image.registry == "ghcr.io"` with a prepared context: the
-  floor of any rule on this engine;
-- building the CEL context for one request (converting Python values to CEL values).
+Peers measured in the same run, on the same machine, for each engine:
+- one evaluation of `image.registry == "ghcr.io"` with a prepared context: the floor of any
+  rule on that engine;
+- building the CEL context for one request (converting Python values to the engine's values).
 
-Run: .venv/bin/python bench/judgement.py [--sizes 1,100,1000] [--seconds 3]
+Run: .venv/bin/python bench/judgement.py [--sizes 1,100,1000,10000] [--engines cel-python,cel-expr]
+     [--seconds 3]
 """
 
 from __future__ import annotations
@@ -27,14 +28,14 @@ from pathlib import Path
 
 from common import for_seconds, p50_p99
 from pullgate.cel import compile_expression
-from pullgate.context import base_context, rule_names
+from pullgate.context import base_context, policy_context, policy_value, rule_names
 from pullgate.decide import Decider
 from pullgate.evidence import Evidence, Signature, Target
 from pullgate.judgements import JudgementCache
 from pullgate.policy import Authority
 from pullgate.reference import parse_reference
 from pullgate.request import Descriptor, Request
-from pullgate.rules import load_policies
+from pullgate.rules import engine_named, load_policies
 from pullgate.verifiers import KINDS, Verifiers
 
 DIGEST = "sha256:" + "c" * 64
@@ -101,10 +102,12 @@ class Cached:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", default="1,100,1000")
+    parser.add_argument("--sizes", default="1,100,1000,10000")
+    parser.add_argument("--engines", default="cel-python,cel-expr")
     parser.add_argument("--seconds", type=float, default=3.0)
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
+    engines = args.engines.split(",")
 
     request = Request(
         image_name="ghcr.io/acme/api:v1.2.0",
@@ -116,48 +119,63 @@ def main() -> int:
         Verifiers(dict.fromkeys(KINDS, Cached())), log=None, judgements=JudgementCache(3600)
     )
     now = datetime.now(UTC)
-
-    # Peers: the engine floor, measured in this run.
-    program = compile_expression('image.registry == "ghcr.io"', rule_names(()))
     ref = parse_reference(request.image_name)
-    context = base_context(ref, request, now)
-    floor = p50_p99(for_seconds(lambda: program.evaluate(context), args.seconds))
-    convert = p50_p99(for_seconds(lambda: base_context(ref, request, now), args.seconds))
 
     print(f"python {sys.version.split()[0]}; {args.seconds:.0f} s per measurement")
-    print(f"{'case':<44} {'p50 ms':>8} {'p99 ms':>8} {'x floor':>8}")
-    print(f"{'peer: one CEL evaluation (cel-python)':<44} {floor[0]:8.3f} {floor[1]:8.3f} {1:8.1f}")
-    print(
-        f"{'peer: build the request CEL context':<44} {convert[0]:8.3f} {convert[1]:8.3f} "
-        f"{convert[0] / floor[0]:8.1f}"
-    )
-    results = {}
-    for n in sizes:
-        with tempfile.TemporaryDirectory() as tmp:
-            root = Path(tmp)
+    print(f"{'case':<58} {'p50 ms':>8} {'p99 ms':>8} {'x floor':>8}")
+    with tempfile.TemporaryDirectory() as tmp:
+        roots = {}
+        for n in sizes:
+            root = roots[n] = Path(tmp) / str(n)
+            root.mkdir()
             (root / "acme.yaml").write_text(SELECTING)
             for i in range(max(0, n - 3)):
                 (root / f"team-{i}.yaml").write_text(other(i))
-            started = time.perf_counter()
-            policies = load_policies(str(root))
-            load_s = time.perf_counter() - started
-        judgement = decider.decide(policies, request, now=now)
-        assert judgement.ok and len(judgement.policies) == 3, judgement.reason
-        p50, p99 = p50_p99(
-            for_seconds(lambda p=policies: decider.decide(p, request, now=now), args.seconds)
-        )
-        results[n] = p50
-        label = f"evaluated, {n} policies (load {load_s:.2f} s)"
-        print(f"{label:<44} {p50:8.3f} {p99:8.3f} {p50 / floor[0]:8.1f}")
-        hit50, hit99 = p50_p99(
-            for_seconds(lambda p=policies: cached.decide(p, request), args.seconds / 3)
-        )
-        label = f"judgement cache hit, {n} policies"
-        print(f"{label:<44} {hit50:8.3f} {hit99:8.3f} {hit50 / floor[0]:8.1f}")
-    if len(sizes) > 1:
-        lo, hi = sizes[0], sizes[-1]
-        print(f"growth {lo} -> {hi} policies: {results[hi] / results[lo]:.2f}x")
+        for name in engines:
+            engine = engine_named(name)
+            # Peers: the engine's floor, measured in this run.
+            program = compile_expression(
+                'image.registry == "ghcr.io"', rule_names(()), engine=engine
+            )
+            value = policy_value("p", "r", engine)
+            base = base_context(ref, request, now, engine)
+            activation = policy_context(base, value, [], engine)
+            floor = p50_p99(
+                for_seconds(lambda p=program, a=activation: p.evaluate(a), args.seconds)
+            )
+            convert = p50_p99(
+                for_seconds(lambda e=engine: base_context(ref, request, now, e), args.seconds)
+            )
+            row(f"{name}: peer: one CEL evaluation", floor, floor[0])
+            row(f"{name}: peer: build the request context", convert, floor[0])
+            results = {}
+            for n in sizes:
+                started = time.perf_counter()
+                policies = load_policies(str(roots[n]), engine=name)
+                load_s = time.perf_counter() - started
+                judgement = decider.decide(policies, request, now=now)
+                assert judgement.ok and len(judgement.policies) == 3, judgement.reason
+                evaluated = p50_p99(
+                    for_seconds(
+                        lambda p=policies: decider.decide(p, request, now=now), args.seconds
+                    )
+                )
+                results[n] = evaluated[0]
+                row(f"{name}: evaluated, {n} policies (load {load_s:.1f} s)", evaluated, floor[0])
+                hit = p50_p99(
+                    for_seconds(lambda p=policies: cached.decide(p, request), args.seconds / 3)
+                )
+                row(f"{name}: judgement cache hit, {n} policies", hit, floor[0])
+                del policies
+            if len(sizes) > 1:
+                lo, hi = sizes[0], sizes[-1]
+                print(f"{name}: growth {lo} -> {hi} policies: {results[hi] / results[lo]:.2f}x")
     return 0
+
+
+def row(label: str, figures: tuple[float, float], floor: float) -> None:
+    p50, p99 = figures
+    print(f"{label:<58} {p50:8.3f} {p99:8.3f} {p50 / floor:8.1f}")
 
 
 if __name__ == "__main__":

@@ -1,11 +1,11 @@
 """The CEL seam, table-driven where it can be: the static check (what compiles for rules and for
-``when``, what is rejected, with its message and 1-based position inside the expression),
-evaluation and its short errors, RE2 semantics of ``matches``, conversion to CEL values, the
-load-time probe, evaluation from many threads, and the program cache."""
+``when``, what is rejected, with its message and 1-based position inside the expression) on
+both engines, the trees cel-python evaluates, RE2 semantics of ``matches``, conversion to
+cel-python values, the load-time probe, and the program cache. What expressions evaluate to on
+each engine is the conformance table in test_cel_engines.py."""
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -16,29 +16,31 @@ import pytest
 from celpy import celtypes
 from celpy.evaluation import CELEvalError
 
+from celcases import D1, RULE_NAMES, SIGNED, make_context
 from conftest import KEY_A, KEY_B, indent_pem, write_files
 from pullgate import context
 from pullgate.cel import (
-    MAX_ERROR_CHARS,
+    ENGINES,
     MAX_EXPRESSION_CHARS,
     CelIssue,
     CompileError,
+    Engine,
     EvalError,
     Program,
     ProgramCache,
     compile_expression,
     to_cel,
 )
-from pullgate.evidence import Evidence, Signature
 from pullgate.policy import PolicyLoadError, load_policy_dir
-from pullgate.reference import parse_reference
-from pullgate.request import Descriptor, Request
-from pullgate.rules import CompiledPolicySet, compile_policy_set
+from pullgate.rules import CompiledPolicySet, compile_policy_set, engine_named
+from test_cel_engines import CASES
 
-AUTHORITIES = ("release", "ci", "backup")
-RULE_NAMES = context.rule_names(AUTHORITIES)
-D1 = "sha256:" + "1" * 64
-NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
+PY = engine_named("cel-python")
+
+
+@pytest.fixture(params=ENGINES)
+def engine(request: pytest.FixtureRequest) -> Engine:
+    return engine_named(request.param)
 
 
 # -- the static check ----------------------------------------------------------------------
@@ -121,7 +123,7 @@ CHECKS = [
     Check(
         "no-lowerAscii",
         'image.tag.lowerAscii() == "v1"',
-        "unknown function 'lowerAscii'; cel-python has no string extensions",
+        "unknown function 'lowerAscii'; pullgate's CEL has no string extensions",
         (1, 11),
     ),
     Check(
@@ -133,7 +135,7 @@ CHECKS = [
     Check(
         "no-cel-bind",
         'cel.bind(x, image.tag, x == "v1")',
-        "unknown function 'bind'; cel-python has no cel.bind",
+        "unknown function 'bind'; pullgate's CEL has no cel.bind",
         (1, 5),
     ),
     Check("no-math", "math.greatest(1, 2) > 0", "unknown name 'math'"),
@@ -359,10 +361,12 @@ def _check_param(c: Check) -> Any:
     return pytest.param(c, id=c.id, marks=marks)
 
 
-def _compile(check: Check) -> Program:
+def _compile(check: Check, engine: Engine) -> Program:
     if check.when:
-        return compile_expression(check.text, context.when_names(), hint=context.when_hint)
-    return compile_expression(check.text, RULE_NAMES)
+        return compile_expression(
+            check.text, context.when_names(), hint=context.when_hint, engine=engine
+        )
+    return compile_expression(check.text, RULE_NAMES, engine=engine)
 
 
 def test_the_check_table_is_big_enough() -> None:
@@ -373,14 +377,14 @@ def test_the_check_table_is_big_enough() -> None:
 
 
 @pytest.mark.parametrize("check", [_check_param(c) for c in CHECKS])
-def test_static_check(check: Check) -> None:
+def test_static_check(check: Check, engine: Engine) -> None:
     if not check.error:
-        program = _compile(check)
+        program = _compile(check, engine)
         assert program.text == check.text
         assert program.names <= set(RULE_NAMES)
         return
     with pytest.raises(CompileError) as info:
-        _compile(check)
+        _compile(check, engine)
     issues = info.value.issues
     found = [(i.message, i.line, i.column) for i in issues]
     assert any(check.error in i.message and (i.line, i.column) == check.at for i in issues), found
@@ -418,164 +422,7 @@ def test_program_names_include_root_scoped_names() -> None:
     assert program.names == {"authorities"}
 
 
-# -- evaluation ----------------------------------------------------------------------------
-
-
-def _signature(repo: str = "acme/api") -> Signature:
-    return Signature(
-        kind="keyless",
-        subject=f"https://github.com/{repo}/.github/workflows/release.yml@refs/tags/v1",
-        issuer="https://token.actions.githubusercontent.com",
-        san=(f"https://github.com/{repo}/.github/workflows/release.yml@refs/tags/v1",),
-        extensions={"githubWorkflowRepository": repo},
-        signed_at=NOW - timedelta(days=3),
-        tlog=True,
-    )
-
-
-def make_context(
-    image: str = "ghcr.io/acme/app:v1",
-    *,
-    annotations: dict[str, str] | None = None,
-    labels: dict[str, str] | None = None,
-    evidence: dict[str, Evidence] | None = None,
-    now: datetime = NOW,
-) -> dict[str, Any]:
-    request = Request(
-        image_name=image,
-        descriptor=Descriptor(
-            media_type="application/vnd.oci.image.index.v1+json",
-            digest=D1,
-            size=1234,
-            annotations=annotations or {},
-        ),
-        operation="run",
-        namespace="prod-eu",
-        labels=labels or {},
-        pod_name="web-0",
-    )
-    base = context.base_context(parse_reference(image), request, now)
-    found = evidence or {}
-    pairs = [(a, found.get(a) or Evidence.unverified(f"{a}: not signed")) for a in AUTHORITIES]
-    return context.policy_context(base, context.policy_value("prod", "rev-1"), pairs)
-
-
-SIGNED = {
-    "release": Evidence(signatures=(_signature(),)),
-    "ci": Evidence(signatures=(_signature(),)),
-}
-
-# (id, expression, context, expected value)
-VALUES: list[tuple[str, str, dict[str, Any], bool]] = [
-    ("registry", 'image.registry == "ghcr.io"', make_context(), True),
-    (
-        "docker-hub-normalised",
-        'image.name == "docker.io/library/nginx"',
-        make_context("nginx"),
-        True,
-    ),
-    ("default-tag", 'image.tag == "latest"', make_context("nginx"), True),
-    (
-        "k-of-n-none",
-        "authorities.filter(k, authorities[k].verified).size() >= 2",
-        make_context(),
-        False,
-    ),
-    (
-        "k-of-n-two",
-        "authorities.filter(k, authorities[k].verified).size() >= 2",
-        make_context(evidence=SIGNED),
-        True,
-    ),
-    (
-        "fresh",
-        'signatures.exists(s, now - s.signedAt < duration("2160h"))',
-        make_context(evidence=SIGNED),
-        True,
-    ),
-    (
-        "stale",
-        'signatures.exists(s, now - s.signedAt < duration("2160h"))',
-        make_context(now=NOW + timedelta(days=100), evidence=SIGNED),
-        False,
-    ),
-    (
-        "workflow-repository",
-        'signatures.exists(s, s.extensions.githubWorkflowRepository == "acme/api")',
-        make_context(evidence=SIGNED),
-        True,
-    ),
-    ("has-label", "has(request.pod.labels.team)", make_context(labels={"team": "a"}), True),
-    ("has-no-label", "has(request.pod.labels.team)", make_context(), False),
-    (
-        "exemption-before-end",
-        f'image.digest in ["{D1}"] && now < timestamp("2027-01-31T00:00:00Z")',
-        make_context(),
-        True,
-    ),
-    (
-        "exemption-after-end",
-        f'image.digest in ["{D1}"] && now < timestamp("2027-01-31T00:00:00Z")',
-        make_context(now=datetime(2027, 2, 1, tzinfo=UTC)),
-        False,
-    ),
-    ("glob-function", 'glob(image.name, "ghcr.io/acme/*")', make_context(), True),
-    ("glob-anchored", 'glob(image.name, "ghcr.io/acm*")', make_context(), False),
-    ("glob-method", 'image.tag.glob("v?")', make_context(), True),
-    ("matches-unanchored", 'image.name.matches("acme")', make_context(), True),
-    ("matches-anchored", 'image.name.matches("^acme")', make_context(), False),
-    ("error-absorbed-by-or", 'image.annotations["x"] == "y" || true', make_context(), True),
-    ("error-absorbed-by-and", 'image.annotations["x"] == "y" && false', make_context(), False),
-    ("policy", 'policy.name == "prod" && policy.revision == "rev-1"', make_context(), True),
-    (
-        "request",
-        'request.operation == "run" && request.namespace == "prod-eu"',
-        make_context(),
-        True,
-    ),
-]
-
-
-@pytest.mark.parametrize(
-    ("text", "ctx", "expected"), [v[1:] for v in VALUES], ids=[v[0] for v in VALUES]
-)
-def test_evaluate(text: str, ctx: dict[str, Any], expected: bool) -> None:
-    value = compile_expression(text, RULE_NAMES).evaluate(ctx)
-    assert isinstance(value, celtypes.BoolType)
-    assert value == expected
-
-
-# (id, expression, message fragment, data_dependent)
-ERRORS = [
-    ("missing-key", 'image.annotations["source"] == "x"', "no such key: 'source'", True),
-    ("missing-member", "image.annotations.source == 'x'", "no such member in mapping", True),
-    ("empty-list-index", 'signatures[0].subject == "x"', "list index out of range", True),
-    ("int-of-text", 'int("x") == 1', "invalid literal for int()", True),
-    ("int-of-tag", "int(image.tag) == 1", "invalid literal for int()", True),
-    ("divide-by-zero", "image.size / 0 == 1", "divide by zero", True),
-    ("add-string-int", 'image.tag + 1 == "x"', "no such overload for (string, int)", False),
-    ("method-on-int", 'image.size.startsWith("1")', "no such overload", False),
-    ("wrong-argument-type", "image.tag.startsWith(1)", "no such overload", False),
-    ("glob-of-int", 'glob(image.size, "x")', "no such overload", False),
-    ("regex-from-data", "image.name.matches(image.annotations.pattern)", "invalid RE2", True),
-]
-
-
-@pytest.mark.parametrize(
-    ("text", "fragment", "data_dependent"), [e[1:] for e in ERRORS], ids=[e[0] for e in ERRORS]
-)
-def test_evaluation_errors(text: str, fragment: str, data_dependent: bool) -> None:
-    ctx = make_context(annotations={"pattern": "v1("})
-    with pytest.raises(EvalError) as info:
-        compile_expression(text, RULE_NAMES).evaluate(ctx)
-    assert fragment in str(info.value)
-    assert info.value.data_dependent is data_dependent
-
-
-BIG = make_context(
-    labels={f"label-{i}": "v" * 200 for i in range(300)},
-    annotations={f"note-{i}": "w" * 500 for i in range(100)},
-)
+# -- the slimmed trees cel-python evaluates ----------------------------------------------------
 
 
 def _outcome(program: Any, ctx: dict[str, Any]) -> tuple[str, Any]:
@@ -585,29 +432,45 @@ def _outcome(program: Any, ctx: dict[str, Any]) -> tuple[str, Any]:
         return "error", type(exc).__name__
 
 
-SLIM_CASES = [(v[1], v[2]) for v in VALUES] + [
-    (e[1], make_context(annotations={"pattern": "v1("})) for e in ERRORS
-]
-SLIM_CASES += [
-    (c.text, ctx)
-    for c in CHECKS
-    if not c.error and not c.when
-    for ctx in (make_context(), make_context(evidence=SIGNED, labels={"team": "a"}))
-]
-
-
 def test_slimmed_trees_evaluate_like_the_parsed_tree() -> None:
-    """``cel._slim`` drops pass-through levels and positions: the evaluator's results, and
-    its errors, must be those of the tree lark parsed."""
-    import celpy
+    """``_slim`` drops pass-through levels and positions (and the parser does not propagate
+    them): the evaluator's results, and its errors, must be those of cel-python's own tree.
+    Every conformance row, and every rule of the check table on two contexts."""
+    import re
+    from pathlib import Path
 
-    from pullgate import cel
+    import celpy
+    import lark
+    from celpy.celparser import CELParser
+
+    from pullgate.cel import celpython
 
     full_env = celpy.Environment()
+    # cel-python's own parser, positions and all, as its evaluator expects trees to be.
+    positioned = lark.Lark(
+        (Path(celpy.__file__).parent / "cel.lark").read_text(),
+        parser="lalr",
+        start="expr",
+        g_regex_flags=re.M,
+        lexer_callbacks={"IDENT": CELParser.ambiguous_literals},
+        propagate_positions=True,
+        maybe_placeholders=False,
+        priority="invert",
+    )
+    cases = [(c.text, make_context(PY, **c.ctx)) for c in CASES]
+    cases += [
+        (c.text, ctx)
+        for c in CHECKS
+        if not c.error and not c.when
+        for ctx in (make_context(PY), make_context(PY, evidence=SIGNED, labels={"team": "a"}))
+    ]
     compared = 0
-    for text, ctx in SLIM_CASES:
-        slim = compile_expression(text, RULE_NAMES)
-        full = full_env.program(cel._PARSER.parse(text), functions=cel.FUNCTION_TABLE)
+    for text, ctx in cases:
+        try:
+            slim = compile_expression(text, RULE_NAMES)
+        except CompileError:
+            continue
+        full = full_env.program(positioned.parse(text), functions=celpython.FUNCTION_TABLE)
         want = _outcome(full, dict(ctx))
         got = _outcome(slim, ctx)
         if want[0] == "error":
@@ -615,35 +478,13 @@ def test_slimmed_trees_evaluate_like_the_parsed_tree() -> None:
         else:
             assert got == want, text
         compared += 1
-    assert compared == len(SLIM_CASES) > 50
+    assert compared > 100
 
 
-@pytest.mark.parametrize(
-    "text",
-    [
-        'request.pod.labels["missing"] == "x"',
-        'request.pod.labels.missing == "x"',
-        "request.pod.labels.size() + image.tag == 1",
-        'image.annotations["note-1"] + 1 == 2',
-        'int(request.pod.labels["label-1"]) == 1',
-        'image.name.matches(image.annotations["note-2"] + "(")',
-        'request.pod.labels.x == "y" || image.tag + 1 == 2',
-        " + ".join(["1"] * 300) + " == 1",  # deeper than cel-python's evaluator can recurse
-    ],
-)
-def test_error_messages_are_short_and_never_show_the_activation(text: str) -> None:
-    with pytest.raises(EvalError) as info:
-        compile_expression(text, RULE_NAMES).evaluate(BIG)
-    message = str(info.value)
-    assert 0 < len(message) <= MAX_ERROR_CHARS
-    assert "activation" not in message.lower()
-    assert "label-299" not in message and "note-99" not in message  # no other context values
-
-
-def test_errors_inside_macros_over_many_elements_stay_data_dependent() -> None:
-    ctx = make_context(evidence=SIGNED)  # two signatures
+def test_errors_inside_macros_over_many_elements_stay_data_dependent(engine: Engine) -> None:
+    ctx = make_context(engine, evidence=SIGNED)  # two signatures
     program = compile_expression(
-        'signatures.exists(s, s.extensions.sourceRepositoryURI == "x")', RULE_NAMES
+        'signatures.exists(s, s.extensions.sourceRepositoryURI == "x")', RULE_NAMES, engine=engine
     )
     with pytest.raises(EvalError) as info:
         program.evaluate(ctx)
@@ -651,7 +492,7 @@ def test_errors_inside_macros_over_many_elements_stay_data_dependent() -> None:
 
 
 def test_evaluate_does_not_change_the_activation() -> None:
-    ctx = make_context()
+    ctx = make_context(PY)
     before = dict(ctx)
     compile_expression('signatures.exists(s, s.tlog) || image.tag == "v1"', RULE_NAMES).evaluate(
         MappingProxyType(ctx)
@@ -662,13 +503,14 @@ def test_evaluate_does_not_change_the_activation() -> None:
 # -- RE2 -------------------------------------------------------------------------------------
 
 
-def test_matches_is_linear_time() -> None:
+def test_matches_is_linear_time(engine: Engine) -> None:
     # (a+)+$ on "aaa…ab" needs 2**50000 steps in a backtracking engine.
-    ctx = make_context(annotations={"payload": "a" * 50000 + "b"})
-    program = compile_expression('image.annotations.payload.matches("(a+)+$")', RULE_NAMES)
-    assert program.evaluate(ctx) == celtypes.BoolType(False)
-    program = compile_expression('matches(image.annotations.payload, "^(a|aa)+$")', RULE_NAMES)
-    assert program.evaluate(ctx) == celtypes.BoolType(False)
+    ctx = make_context(engine, annotations={"payload": "a" * 50000 + "b"})
+    for text in (
+        'image.annotations.payload.matches("(a+)+$")',
+        'matches(image.annotations.payload, "^(a|aa)+$")',
+    ):
+        assert compile_expression(text, RULE_NAMES, engine=engine).evaluate(ctx) is False
 
 
 @pytest.mark.parametrize("pattern", ["(", "(a)\\1", "(?=a)", "[z-a]", "a{2000}"])
@@ -681,36 +523,41 @@ def test_matches_is_linear_time() -> None:
     ],
 )
 def test_an_invalid_regex_from_data_is_an_error_never_true(
-    text: str, pattern: str, capfd: pytest.CaptureFixture[str]
+    engine: Engine, text: str, pattern: str, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    program = compile_expression(text, RULE_NAMES)
-    with pytest.raises(EvalError, match="invalid RE2 regular expression") as info:
-        program.evaluate(make_context(annotations={"pattern": pattern}))
+    program = compile_expression(text, RULE_NAMES, engine=engine)
+    with pytest.raises(EvalError, match=r"invalid (RE2 )?regular expression") as info:
+        program.evaluate(make_context(engine, annotations={"pattern": pattern}))
     assert info.value.data_dependent
     out, err = capfd.readouterr()
     assert out == "" and err == ""
 
 
-def test_an_invalid_regex_literal_prints_nothing(capfd: pytest.CaptureFixture[str]) -> None:
+def test_an_invalid_regex_literal_prints_nothing(
+    engine: Engine, capfd: pytest.CaptureFixture[str]
+) -> None:
     for text in ['image.tag.matches("(a)\\\\1")', 'image.tag.matches("(")', 'matches("", "*")']:
         with pytest.raises(CompileError, match="invalid RE2"):
-            compile_expression(text, RULE_NAMES)
+            compile_expression(text, RULE_NAMES, engine=engine)
     out, err = capfd.readouterr()
     assert out == "" and err == ""
 
 
-def test_a_glob_from_data_too_large_for_re2_is_an_eval_error() -> None:
-    program = compile_expression("glob(image.name, image.annotations.pattern)", RULE_NAMES)
+def test_a_huge_regex_from_data_is_an_error_and_never_echoed(
+    engine: Engine, capfd: pytest.CaptureFixture[str]
+) -> None:
+    program = compile_expression(
+        "image.name.matches(image.annotations.pattern)", RULE_NAMES, engine=engine
+    )
     with pytest.raises(EvalError):
-        program.evaluate(make_context(annotations={"pattern": "?" * 100_000}))
-
-
-def test_a_huge_regex_from_data_prints_nothing(capfd: pytest.CaptureFixture[str]) -> None:
-    program = compile_expression("image.name.matches(image.annotations.pattern)", RULE_NAMES)
-    with pytest.raises(EvalError):
-        program.evaluate(make_context(annotations={"pattern": "a?" * 1_000_000}))
-    _, err = capfd.readouterr()
-    assert err == ""
+        program.evaluate(make_context(engine, annotations={"pattern": "a?" * 1_000_000}))
+    out, err = capfd.readouterr()
+    assert out == ""
+    if engine.name == "cel-python":
+        assert err == ""
+    else:  # cel-cpp's RE2 logs through absl to stderr (a known difference), never the pattern
+        assert "a?a?" not in err
+        assert all(" simplify.cc:" in line or "absl" in line for line in err.splitlines())
 
 
 # -- conversion ------------------------------------------------------------------------------
@@ -810,10 +657,15 @@ def _policy(rules: dict[str, str], *, when: str = "", keys: int = 1) -> str:
 
 
 def _load(
-    tmp_path: Path, rules: dict[str, str], *, when: str = "", keys: int = 1
+    tmp_path: Path,
+    rules: dict[str, str],
+    *,
+    when: str = "",
+    keys: int = 1,
+    engine: str = "cel-python",
 ) -> CompiledPolicySet:
     root = write_files(tmp_path / "policies", {"p.yaml": _policy(rules, when=when, keys=keys)})
-    return compile_policy_set(load_policy_dir(root), cache=ProgramCache())
+    return compile_policy_set(load_policy_dir(root), cache=ProgramCache(), engine=engine)
 
 
 def _issues(tmp_path: Path, rules: dict[str, str], **kw: Any) -> list[str]:
@@ -822,36 +674,63 @@ def _issues(tmp_path: Path, rules: dict[str, str], **kw: Any) -> list[str]:
     return [str(i) for i in info.value.issues]
 
 
-@pytest.mark.parametrize(
-    ("expr", "fragment"),
-    [
-        ("image.size", "yields a int, but must yield true or false"),
-        ("image.tag", "yields a string, but must yield true or false"),
-        ("signatures.map(s, s.subject)", "yields a list, but must yield true or false"),
-        ('image.size > 5 ? true : "x"', "yields a string"),  # not on the second sample (size 0)
-        ('image.tag == "zz" ? true : null', "yields a null"),
-        ('image.tag + 1 == "x"', "fails on any input: no such overload for (string, int)"),
-        ('image.size.startsWith("1")', "fails on any input: no such overload"),
-        ("signatures.exists(s, s.subject.startsWith(1))", "fails on any input: no such overload"),
-        (" + ".join(["1"] * 300) + " == 1", "fails on any input: RecursionError"),
-    ],
-    ids=[
-        "int",
-        "string",
-        "list",
+TYPE_ERROR = "cel-expr: found no matching overload"
+NOT_PREDICATES = [
+    # (id, expression, issue on cel-python, issue on cel-expr)
+    ("int", "image.size", "yields an int, but must yield true or false", ""),
+    ("string", "image.tag", "yields a string, but must yield true or false", ""),
+    ("list", "signatures.map(s, s.subject)", "yields a list, but must yield true or false", ""),
+    # not on the second sample (size 0)
+    (
         "string-on-one-sample",
+        'image.size > 5 ? true : "x"',
+        "yields a string",
+        "cel-expr: found no matching overload for '_?_:_' applied to '(bool, bool, string)'",
+    ),
+    (
         "null",
+        'image.tag == "zz" ? true : null',
+        "yields a null",
+        "cel-expr: found no matching overload for '_?_:_' applied to '(bool, bool, null_type)'",
+    ),
+    (
         "type-error",
+        'image.tag + 1 == "x"',
+        "fails on any input: no such overload for (string, int)",
+        TYPE_ERROR,
+    ),
+    (
         "method-type-error",
+        'image.size.startsWith("1")',
+        "fails on any input: no such overload",
+        "fails on any input: No matching overloads found",
+    ),
+    (
         "type-error-in-macro",
+        "signatures.exists(s, s.subject.startsWith(1))",
+        "fails on any input: no such overload",
+        TYPE_ERROR,
+    ),
+    (
         "too-deep-to-evaluate",
-    ],
+        " + ".join(["1"] * 300) + " == 1",
+        "fails on any input: RecursionError",
+        "cel-expr: Exceeded max recursion depth of 32",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("expr", "on_python", "on_expr"),
+    [r[1:] for r in NOT_PREDICATES],
+    ids=[r[0] for r in NOT_PREDICATES],
 )
 def test_probe_rejects_rules_that_are_not_predicates(
-    tmp_path: Path, expr: str, fragment: str
+    tmp_path: Path, engine: Engine, expr: str, on_python: str, on_expr: str
 ) -> None:
-    issues = _issues(tmp_path, {"bad": expr})
+    issues = _issues(tmp_path, {"bad": expr}, engine=engine.name)
     assert len(issues) == 1, issues
+    fragment = on_python if engine.name == "cel-python" else on_expr or on_python
     assert f"rule 'bad': {fragment}" in issues[0]
     assert issues[0].startswith(f"{tmp_path / 'policies' / 'p.yaml'}:")
 
@@ -877,8 +756,10 @@ def test_probe_rejects_rules_that_are_not_predicates(
         "missing-signature-annotation",
     ],
 )
-def test_probe_accepts_rules_whose_errors_depend_on_data(tmp_path: Path, expr: str) -> None:
-    compiled = _load(tmp_path, {"ok": expr})
+def test_probe_accepts_rules_whose_errors_depend_on_data(
+    tmp_path: Path, engine: Engine, expr: str
+) -> None:
+    compiled = _load(tmp_path, {"ok": expr}, engine=engine.name)
     (policy,) = compiled.policies
     assert [r.name for r in policy.rules] == ["ok"]
 
@@ -889,8 +770,8 @@ def test_probe_accepts_missing_extension_with_two_authorities(tmp_path: Path) ->
     assert [r.name for r in compiled.policies[0].rules] == ["ok"]
 
 
-def test_probe_checks_when(tmp_path: Path) -> None:
-    issues = _issues(tmp_path, {"ok": "true"}, when="request.namespace")
+def test_probe_checks_when(tmp_path: Path, engine: Engine) -> None:
+    issues = _issues(tmp_path, {"ok": "true"}, when="request.namespace", engine=engine.name)
     assert len(issues) == 1
     assert "spec.when: yields a string, but must yield true or false" in issues[0]
 
@@ -924,46 +805,6 @@ def test_identical_rules_share_one_program(tmp_path: Path) -> None:
     compiled = compile_policy_set(load_policy_dir(root), cache=ProgramCache())
     first, second = compiled.policies
     assert first.rules[0].program is second.rules[0].program
-
-
-# -- threads ---------------------------------------------------------------------------------
-
-
-def test_one_program_evaluates_correctly_from_many_threads() -> None:
-    program = compile_expression(
-        'image.registry == "ghcr.io" && signatures.all(s, s.tlog)', RULE_NAMES
-    )
-    contexts = [
-        (make_context("ghcr.io/acme/app:v1", evidence=SIGNED), True),
-        (make_context("quay.io/acme/app:v1", evidence=SIGNED), False),
-        (make_context("docker.io/library/nginx"), False),
-    ]
-    threads, rounds = 8, 500
-    barrier = threading.Barrier(threads)
-    wrong: list[tuple[int, int]] = []
-    done: list[int] = []
-    lock = threading.Lock()
-
-    def work(t: int) -> None:
-        barrier.wait()
-        count = 0
-        for i in range(rounds):
-            ctx, expected = contexts[(i + t) % len(contexts)]
-            value = program.evaluate(ctx)
-            if not (isinstance(value, celtypes.BoolType) and bool(value) is expected):
-                with lock:
-                    wrong.append((t, i))
-            count += 1
-        with lock:
-            done.append(count)
-
-    workers = [threading.Thread(target=work, args=(t,)) for t in range(threads)]
-    for w in workers:
-        w.start()
-    for w in workers:
-        w.join()
-    assert done == [rounds] * threads
-    assert wrong == []
 
 
 # -- the program cache ---------------------------------------------------------------------
@@ -1014,7 +855,7 @@ def test_cache_does_not_keep_other_failures() -> None:
 
     with pytest.raises(RuntimeError):
         cache.get(("true", "k"), flaky)
-    assert isinstance(cache.get(("true", "k"), flaky), Program)
+    assert cache.get(("true", "k"), flaky).text == "true"
     assert len(calls) == 2
 
 

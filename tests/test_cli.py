@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -160,12 +161,71 @@ def test_verify_bad_config_exit_2(tmp_path: Path) -> None:
     assert f"{config}:1:16: defaultAction must be one of deny, allow" in r.stderr
 
 
-def test_test_command(tmp_path: Path) -> None:
-    r = pullgate("test", "policies")
+@pytest.mark.parametrize("engine", ["cel-python", "cel-expr"])
+def test_test_command(engine: str) -> None:
+    r = pullgate("test", "policies", "--cel-engine", engine)
     assert r.returncode == 0, r.stdout + r.stderr
     assert r.stdout.rstrip().endswith("7 passed, 0 failed")
-    r = pullgate("test", "samples/policies")
+    r = pullgate("test", "samples/policies", "--cel-engine", engine)
     assert r.returncode == 0, r.stdout + r.stderr
+    assert r.stdout.rstrip().endswith(" passed, 0 failed")
+
+
+def test_check_and_verify_on_cel_expr(policies: Path) -> None:
+    r = pullgate("check", str(policies), "--cel-engine", "cel-expr")
+    assert r.returncode == 0, r.stderr
+    assert "OK: 2 policies, 1 rules" in r.stdout
+    args = ["verify", "busybox", "--digest", "sha256:" + "b" * 64, "--policies", str(policies)]
+    r = pullgate(*args, "--cel-engine", "cel-expr")  # no namespace: the rule sees ""
+    assert r.returncode == 1
+    assert 'policy "tools" rule "run-only-in-tools" failed' in r.stdout
+    assert "busybox runs only in the tools namespace" in r.stdout
+    r = pullgate(*args, "--namespace", "tools", "--cel-engine", "cel-expr")
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_cel_expr_not_installed_says_how_to_install(policies: Path, tmp_path: Path) -> None:
+    """A Python where cel_expr_python cannot be imported: every command says what to do."""
+    shadow = write_files(
+        tmp_path / "shadow", {"cel_expr_python/__init__.py": "raise ImportError('absent')\n"}
+    )
+    env = {**os.environ, "PYTHONPATH": str(shadow)}
+    hint = "pip install 'pullgate[cel-expr]'"
+    for args in (
+        ["check", str(policies)],
+        ["test", "policies"],
+        ["verify", "docker.io/library/busybox", "--policies", str(policies)],
+    ):
+        r = subprocess.run(
+            [str(PULLGATE), *args, "--cel-engine", "cel-expr"],
+            capture_output=True,
+            text=True,
+            cwd=REPO,
+            env=env,
+            timeout=60,
+        )
+        assert r.returncode == 2, (args, r.stdout, r.stderr)
+        assert hint in r.stderr, args
+    config = write_files(tmp_path / "cfg", {"pullgate.yaml": "cel: {engine: cel-expr}\n"})
+    r = subprocess.run(
+        [
+            str(PULLGATE),
+            "serve",
+            "--config",
+            str(config / "pullgate.yaml"),
+            "--policies",
+            str(policies),
+            "--listen",
+            f"unix://{tmp_path}/s.sock",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert r.returncode == 2
+    assert "pullgate serve: cel.engine: cel engine 'cel-expr' needs the cel-expr-python" in r.stderr
+    assert hint in r.stderr
 
 
 def test_test_command_fails_on_a_wrong_case(policies: Path) -> None:

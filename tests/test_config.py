@@ -20,6 +20,7 @@ def test_no_file_and_empty_file_give_the_defaults(tmp_path: Path) -> None:
     assert config.cache.ttl == 600 and config.cache.failure_ttl == 30
     assert config.registry.timeout == 5 and config.registry.retries == 2
     assert config.notation.backend == "auto"
+    assert config.cel.engine == "cel-python"
 
 
 def test_every_key(tmp_path: Path) -> None:
@@ -37,6 +38,7 @@ registry:
   timeout: 1500ms
   retries: 0
 notation: {backend: native, binary: /usr/bin/notation, timeout: 2s}
+cel: {engine: cel-expr}
 log: {format: text}
 metrics: {address: "127.0.0.1:9464"}
 """
@@ -53,6 +55,7 @@ metrics: {address: "127.0.0.1:9464"}
         "/usr/bin/notation",
         2,
     )
+    assert c.cel.engine == "cel-expr"
     assert (c.log_format, c.metrics_address) == ("text", "127.0.0.1:9464")
 
 
@@ -65,6 +68,8 @@ metrics: {address: "127.0.0.1:9464"}
         ("cache: {tll: 1m}\n", "1:9", "unknown key 'tll' in cache; did you mean 'ttl'"),
         ("registry: {retries: two}\n", "1:21", "must be an integer"),
         ("polices: /x\n", "1:1", "did you mean 'policies'"),
+        ("cel: {engine: cel-go}\n", "1:15", "cel.engine must be one of cel-python, cel-expr"),
+        ("cel: {engin: cel-expr}\n", "1:7", "unknown key 'engin' in cel; did you mean 'engine'"),
         ("a: [\n", "2:1", "YAML syntax error"),
         ("---\nlisten: []\n---\nlisten: []\n", "4:1", "one YAML document"),
     ],

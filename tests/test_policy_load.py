@@ -980,10 +980,10 @@ CEL = [
         "unknown name 'imag'; did you mean 'image'?",
     ),
     Cel(
-        "unknown-function-with-cel-python-hint",
+        "unknown-function-with-hint",
         rule('image.tag.lowerAscii() == "x"'),
         "9:23",
-        "unknown function 'lowerAscii'; cel-python has no string extensions",
+        "unknown function 'lowerAscii'; pullgate's CEL has no string extensions",
     ),
     Cel(
         "unknown-field-plain",

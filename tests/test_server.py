@@ -46,8 +46,9 @@ def policies(tmp_path: Path) -> Path:
     return write_files(tmp_path / "policies", POLICIES)
 
 
-def test_verify_allow_and_deny_over_a_unix_socket(daemons, policies: Path) -> None:
-    d = daemons(policies)
+@pytest.mark.parametrize("engine", ["cel-python", "cel-expr"])
+def test_verify_allow_and_deny_over_a_unix_socket(daemons, policies: Path, engine: str) -> None:
+    d = daemons(policies, config=f"cel: {{engine: {engine}}}\n")
     allowed = d.verify("ghcr.io/open/app:1")
     assert allowed.ok and allowed.reason == 'allowed by policy "open"'
     assert len(allowed.decision_id) == 16 and len(allowed.policy_revision) == 16
@@ -67,6 +68,7 @@ def test_verify_allow_and_deny_over_a_unix_socket(daemons, policies: Path) -> No
     decisions = [e for e in d.events() if e.get("event") == "decision"]
     assert [e["ok"] for e in decisions] == [True, False, False, True, False]
     assert {e["policyRevision"] for e in decisions} == {allowed.policy_revision}
+    assert [e["engine"] for e in d.events() if e.get("event") == "cel_engine"] == [engine]
 
 
 def test_the_grpc_json_mapping_equals_the_cli_json(daemons, policies: Path) -> None:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, TextIO, TypeVar
 import grpc
 
 from .api import judgement_from_proto, request_to_proto
+from .cel import DEFAULT_ENGINE, ENGINES, EngineUnavailable
 from .client import ClientTLS, connect
 from .config import DEFAULT_SOCKET, Config, ConfigError, load_config
 from .decide import Decider, Options
@@ -87,12 +88,19 @@ def _print_judgement(j: Judgement, out: TextIO) -> None:
             print(line, file=out)
 
 
+def _engine_error(exc: Exception) -> int:
+    print(f"pullgate: --cel-engine: {exc}", file=sys.stderr)
+    return EXIT_ERROR
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     try:
-        compiled = load_policies(args.dir)
+        compiled = load_policies(args.dir, engine=args.cel_engine)
     except PolicyLoadError as exc:
         _load_errors(exc, sys.stderr)
         return 1
+    except EngineUnavailable as exc:
+        return _engine_error(exc)
     rules = sum(len(p.rules) for p in compiled.policies)
     cases = sum(len(t.cases) for t in compiled.tests)
     print(
@@ -104,11 +112,12 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def _config(args: argparse.Namespace) -> Config:
     config = load_config(args.config)
-    return config.with_overrides(
+    config = config.with_overrides(
         policies=args.policies,
         default_action=getattr(args, "default_action", None),
         unknown_namespace=getattr(args, "unknown_namespace", None),
     )
+    return config.with_cel_engine(args.cel_engine)
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
@@ -136,10 +145,12 @@ def cmd_verify(args: argparse.Namespace) -> int:
     if args.server:
         return _verify_remote(args, request)
     try:
-        compiled = load_policies(config.policies)
+        compiled = load_policies(config.policies, engine=config.cel.engine)
     except PolicyLoadError as exc:
         _load_errors(exc, sys.stderr)
         return EXIT_ERROR
+    except EngineUnavailable as exc:
+        return _engine_error(exc)
     registry = build_registry(config)
     if not digest and "@" not in args.ref:
         request = _resolved(request, registry)
@@ -243,6 +254,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     try:
         config = load_config(args.config).with_overrides(policies=args.policies)
+        config = config.with_cel_engine(args.cel_engine)
     except ConfigError as exc:
         print(exc.summary(), file=sys.stderr)
         return EXIT_ERROR
@@ -260,10 +272,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_test(args: argparse.Namespace) -> int:
     try:
-        results = run_policy_tests(args.dir)
+        results = run_policy_tests(args.dir, engine=args.cel_engine)
     except PolicyLoadError as exc:
         _load_errors(exc, sys.stderr)
         return 1
+    except EngineUnavailable as exc:
+        return _engine_error(exc)
     if not results:
         print(f"{args.dir}: no PolicyTest cases found; nothing was tested", file=sys.stderr)
         return 1
@@ -285,6 +299,15 @@ def _tls_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tls-key", metavar="PEM", help="client key, for mTLS")
 
 
+def _engine_flag(parser: argparse.ArgumentParser, default: str | None) -> None:
+    parser.add_argument(
+        "--cel-engine",
+        choices=ENGINES,
+        default=default,
+        help=f"CEL engine (default: {default or 'from config, else ' + DEFAULT_ENGINE})",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pullgate", description="Verify container images against YAML/CEL signing policies."
@@ -293,6 +316,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = sub.add_parser("check", help="validate and compile a policy directory")
     check.add_argument("dir", metavar="DIR")
+    _engine_flag(check, DEFAULT_ENGINE)
     check.set_defaults(func=cmd_check)
 
     verify = sub.add_parser("verify", help="judge one image reference")
@@ -310,6 +334,7 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--server", metavar="ADDR", help="ask this daemon instead of --policies")
     verify.add_argument("--timeout", type=float, default=10.0, help="seconds, with --server")
     _tls_flags(verify)
+    _engine_flag(verify, None)
     verify.set_defaults(func=cmd_verify)
 
     serve_cmd = sub.add_parser("serve", help="run the daemon")
@@ -318,6 +343,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve_cmd.add_argument(
         "--listen", action="append", metavar="ADDR", help="unix:///path or tcp://host:port"
     )
+    _engine_flag(serve_cmd, None)
     serve_cmd.set_defaults(func=cmd_serve)
 
     status = sub.add_parser("status", help="ask a daemon what it serves")
@@ -328,6 +354,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     test = sub.add_parser("test", help="run PolicyTest cases offline")
     test.add_argument("dir", metavar="DIR")
+    _engine_flag(test, DEFAULT_ENGINE)
     test.set_defaults(func=cmd_test)
     return parser
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TypeVar
 
+from .cel import ENGINES
 from .durations import parse_duration
 from .policy.errors import Issue, Mark, PolicyLoadError
 from .policy.reader import Reader
@@ -18,6 +19,7 @@ from .policy.source import Node, parse_documents
 
 __all__ = [
     "CacheConfig",
+    "CelConfig",
     "Config",
     "ConfigError",
     "NotationConfig",
@@ -64,6 +66,11 @@ class NotationConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class CelConfig:
+    engine: str = "cel-python"  # or "cel-expr" (the pullgate[cel-expr] extra)
+
+
+@dataclass(frozen=True, slots=True)
 class TLSConfig:
     """TLS for TCP listeners; with ``client_ca``, clients must present a certificate (mTLS)."""
 
@@ -95,6 +102,7 @@ class Config:
     cache: CacheConfig = field(default_factory=CacheConfig)
     registry: RegistryConfig = field(default_factory=RegistryConfig)
     notation: NotationConfig = field(default_factory=NotationConfig)
+    cel: CelConfig = field(default_factory=CelConfig)
     log_format: str = "json"
     metrics_address: str = ""
     tls: TLSConfig = field(default_factory=TLSConfig)
@@ -104,6 +112,9 @@ class Config:
     def with_overrides(self, **changes: str | None) -> Config:
         """A copy with the given string fields replaced; ``None`` values are ignored."""
         return replace(self, **{k: v for k, v in changes.items() if v is not None})  # type: ignore[arg-type]
+
+    def with_cel_engine(self, engine: str | None) -> Config:
+        return replace(self, cel=CelConfig(engine=engine)) if engine else self
 
     def with_listen(self, addresses: list[str] | None) -> Config:
         return replace(self, listen=tuple(addresses)) if addresses else self
@@ -140,7 +151,7 @@ def _get(fields: dict[str, Node], key: str, read: Callable[[Node], T | None], de
 
 def _read(r: _ConfigReader, doc: Node) -> Config:
     top_keys = ("listen", "policies", "defaultAction", "unknownNamespace")
-    sections = ("cache", "registry", "notation", "log", "metrics", "tls", "server", "reload")
+    sections = ("cache", "registry", "notation", "cel", "log", "metrics", "tls", "server", "reload")
     top = r.mapping(doc, "the config", allowed=(*top_keys, *sections))
     if top is None:
         return Config()
@@ -156,6 +167,7 @@ def _read(r: _ConfigReader, doc: Node) -> Config:
     cache = r.section(top, "cache", ("ttl", "failureTtl", "maxEntries", "judgementTtl"))
     reg = r.section(top, "registry", ("insecure", "dockerConfig", "timeout", "retries"))
     nota = r.section(top, "notation", ("backend", "binary", "timeout"))
+    cel = r.section(top, "cel", ("engine",))
     log = r.section(top, "log", ("format",))
     metrics = r.section(top, "metrics", ("address",))
     tls = r.section(top, "tls", ("cert", "key", "clientCA"))
@@ -235,6 +247,9 @@ def _read(r: _ConfigReader, doc: Node) -> Config:
             timeout=_get(
                 nota, "timeout", lambda n: r.duration(n, "notation.timeout"), d.notation.timeout
             ),
+        ),
+        cel=CelConfig(
+            engine=_get(cel, "engine", lambda n: r.choice(n, "cel.engine", ENGINES), "cel-python")
         ),
         log_format=_get(
             log, "format", lambda n: r.choice(n, "log.format", ("json", "text")), "json"

@@ -1,26 +1,33 @@
 """The CEL context: the names policies see, their shapes, and how requests become values.
 
-The shapes here are what ``cel.py`` checks expressions against at load; the builders are the
+The shapes here are what ``cel/`` checks expressions against at load; the builders are the
 only way values for those names are made, for real requests and for probe samples alike, so
-the two cannot drift apart.
+the two cannot drift apart. Builders make plain Python values and hand them to the engine that
+runs the policies, which converts them once: request-wide values once per request, evidence
+once per policy.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
+from types import MappingProxyType
 from typing import Any
 
-from .cel import Field, ListOf, MapOf, Record, Shape, to_cel
+from .cel import Engine, Field, ListOf, MapOf, Record, Shape
 from .evidence import Evidence, Signature
 from .reference import ImageRef
 from .request import Descriptor, Request
 
 __all__ = [
+    "DECLARATIONS",
     "BaseContext",
     "base_context",
     "policy_context",
+    "policy_value",
+    "policy_values",
     "rule_names",
+    "when_context",
     "when_names",
 ]
 
@@ -101,6 +108,10 @@ def when_names() -> dict[str, Shape]:
     return {k: v for k, v in rule_names(()).items() if k not in _EVIDENCE_NAMES}
 
 
+# Every name an expression may read, with its shape: what engines with a type checker declare.
+DECLARATIONS: Mapping[str, Shape] = MappingProxyType(rule_names(()))
+
+
 def when_hint(name: str) -> str:
     if name in _EVIDENCE_NAMES:
         return (
@@ -113,8 +124,10 @@ def when_hint(name: str) -> str:
 BaseContext = dict[str, Any]
 
 
-def base_context(ref: ImageRef, request: Request, now: datetime | None = None) -> BaseContext:
-    """The request-wide part of the context, converted to CEL once per request."""
+def base_context(
+    ref: ImageRef, request: Request, now: datetime | None, engine: Engine
+) -> BaseContext:
+    """The request-wide part of the context, converted for ``engine`` once per request."""
     d = request.descriptor
     image = {
         "reference": request.image_name,
@@ -137,11 +150,7 @@ def base_context(ref: ImageRef, request: Request, now: datetime | None = None) -
             "annotations": dict(request.annotations),
         },
     }
-    return {
-        "image": to_cel(image),
-        "request": to_cel(req),
-        "now": to_cel(now or datetime.now(UTC)),
-    }
+    return engine.convert({"image": image, "request": req, "now": now or datetime.now(UTC)})
 
 
 def _signature(authority: str, s: Signature) -> dict[str, Any]:
@@ -161,18 +170,25 @@ def _signature(authority: str, s: Signature) -> dict[str, Any]:
     return value
 
 
-def policy_value(name: str, revision: str) -> Any:
-    return to_cel({"name": name, "revision": revision})
+def policy_value(name: str, revision: str, engine: Engine) -> Any:
+    """The value of the ``policy`` name, converted once when the policy is compiled."""
+    return engine.convert({"policy": {"name": name, "revision": revision}})["policy"]
 
 
-def policy_context(
+def when_context(base: BaseContext, policy: Any, engine: Engine) -> Any:
+    """The activation of a policy's ``when``: the request and the policy, no evidence."""
+    return engine.bind({**base, "policy": policy})
+
+
+def policy_values(
     base: BaseContext,
     policy: Any,
     evidence: Sequence[tuple[str, Evidence]],
+    engine: Engine,
 ) -> dict[str, Any]:
-    """The full context of one policy's rules: ``base`` plus its evidence and itself.
+    """The converted values of one policy's rules: ``base`` plus its evidence and itself.
 
-    ``policy`` is the policy's CEL value (see :func:`policy_value`), ``evidence`` pairs each
+    ``policy`` is the policy's value (see :func:`policy_value`), ``evidence`` pairs each
     authority name with what its verifier found.
     """
     signatures: list[dict[str, Any]] = []
@@ -186,12 +202,18 @@ def policy_context(
             "error": ev.error,
             "signatures": sigs,
         }
-    return {
-        **base,
-        "signatures": to_cel(signatures),
-        "authorities": to_cel(authorities),
-        "policy": policy,
-    }
+    found = engine.convert({"signatures": signatures, "authorities": authorities})
+    return {**base, **found, "policy": policy}
+
+
+def policy_context(
+    base: BaseContext,
+    policy: Any,
+    evidence: Sequence[tuple[str, Evidence]],
+    engine: Engine,
+) -> Any:
+    """The activation of one policy's rules, for one request (see :func:`policy_values`)."""
+    return engine.bind(policy_values(base, policy, evidence, engine))
 
 
 def sample_evidence(kind: str, verified: bool) -> Evidence:

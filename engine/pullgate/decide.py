@@ -19,10 +19,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
-from celpy import celtypes
-
 from .cel import EvalError
-from .context import BaseContext, base_context, policy_context
+from .context import BaseContext, base_context, policy_context, when_context
 from .evidence import Evidence, Target
 from .judgement import AuthorityResult, Judgement, PolicyResult, RuleResult
 from .judgements import JudgementCache, request_key
@@ -171,7 +169,7 @@ class _Decision:
             digest=digest,
             unknown_applies=options.unknown_namespace == "apply",
         )
-        base = base_context(target.ref, self.request, self.now)
+        base = base_context(target.ref, self.request, self.now, self.policies.engine)
         applied = [p for p in selected if self._applies(p, base)]
         if not applied:
             ok = options.default_action == "allow"
@@ -210,18 +208,12 @@ class _Decision:
         if policy.when is None:
             return True
         try:
-            value = policy.when.evaluate({**base, "policy": policy.value})
+            return policy.when.evaluate(when_context(base, policy.value, self.policies.engine))
         except EvalError as exc:
             self.warnings.append(
                 f'policy "{policy.name}" applied because its when failed: {_clip(str(exc))}'
             )
             return True
-        if not isinstance(value, celtypes.BoolType):
-            self.warnings.append(
-                f'policy "{policy.name}" applied because its when did not yield a bool'
-            )
-            return True
-        return bool(value)
 
     def _gather(self, policies: Sequence[CompiledPolicy], target: Target) -> dict[str, Evidence]:
         """Verify every distinct authority once, however many policies name it."""
@@ -278,17 +270,13 @@ class _Decision:
                 policy.name, policy.policy.mode, passed, authority_results, (), detail
             )
 
-        context = policy_context(base, policy.value, found)
+        context = policy_context(base, policy.value, found, self.policies.engine)
         rule_results = []
         detail = ""
         for compiled in policy.rules:
             passed, error = True, ""
             try:
-                value = compiled.program.evaluate(context)
-                if isinstance(value, celtypes.BoolType):
-                    passed = bool(value)
-                else:
-                    passed, error = False, f"yielded {type(value).__name__}, expected a bool"
+                passed = compiled.program.evaluate(context)
             except EvalError as exc:
                 passed, error = False, str(exc)
             rule = compiled.rule

@@ -10,6 +10,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
+from .cel import DEFAULT_ENGINE
 from .decide import DEFAULT_OPTIONS, Decider, Options
 from .evidence import Evidence, Target
 from .judgement import Judgement
@@ -90,14 +91,18 @@ def _run_case(
 
 
 def run_policy_tests(
-    root: str, *, display: str | None = None, options: Options = DEFAULT_OPTIONS
+    root: str,
+    *,
+    display: str | None = None,
+    options: Options = DEFAULT_OPTIONS,
+    engine: str = DEFAULT_ENGINE,
 ) -> list[CaseResult]:
-    """Load ``root`` (policies and tests) and run every test case in it.
+    """Load ``root`` (policies and tests) and run every test case in it on the CEL ``engine``.
 
     Raises PolicyLoadError when ``root`` or a directory a test names does not load.
     """
     shown = display if display is not None else root
-    here = load_policies(root, display=shown, require_policies=False)
+    here = load_policies(root, display=shown, require_policies=False, engine=engine)
     compiled: dict[str, CompiledPolicySet] = {}
 
     def policies_for(test: PolicyTest) -> CompiledPolicySet:
@@ -111,7 +116,7 @@ def run_policy_tests(
         rel_dir = os.path.dirname(os.path.relpath(test.mark.file, shown))
         path = os.path.normpath(os.path.join(root, rel_dir, test.policies))
         if path not in compiled:
-            compiled[path] = load_policies(path)
+            compiled[path] = load_policies(path, engine=engine)
         return compiled[path]
 
     results = []

@@ -28,7 +28,7 @@ from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver, ObservedWatch
 from watchdog.observers.polling import PollingObserver
 
-from .cel import ProgramCache
+from .cel import DEFAULT_ENGINE, ProgramCache
 from .logs import event
 from .policy import Issue, PolicyLoadError, fingerprint
 from .rules import CompiledPolicySet, load_policies
@@ -90,6 +90,7 @@ class Reloader:
         interval: float = 30.0,
         polling: bool = False,
         cache: ProgramCache | None = None,
+        engine: str = DEFAULT_ENGINE,
     ) -> None:
         self.root = os.path.abspath(root)
         self.display = root
@@ -99,6 +100,7 @@ class Reloader:
         self.interval = interval
         self.polling = polling
         self.cache = cache or ProgramCache()
+        self.engine = engine
         self._hint = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -202,7 +204,9 @@ class Reloader:
                 return False
             started = time.perf_counter()
             try:
-                new = load_policies(self.root, display=self.display, cache=self.cache)
+                new = load_policies(
+                    self.root, display=self.display, cache=self.cache, engine=self.engine
+                )
             except PolicyLoadError as exc:
                 self._fail(exc)
                 return False

@@ -1,24 +1,28 @@
 """Compile a loaded ``PolicySet`` once: CEL programs, globs, and the selection index.
 
-Every expression is parsed and checked (``cel.py``), then probe-evaluated on sample contexts so
+Every expression is parsed and checked (``cel/``), then probe-evaluated on sample contexts so
 type errors the parse tree cannot show surface at load, with their file position. Identical
 expressions in the same context share one program, across policies and across revisions.
+A revision is compiled for one CEL engine (``cel.engine``: cel-python or cel-expr) and carries
+it, so the request path converts values for the engine that built the programs.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache, lru_cache
 from typing import Any
 
-from celpy import celtypes
-
+from . import cel
 from .cel import (
+    DEFAULT_ENGINE,
     CelIssue,
     CompileError,
+    Engine,
     EvalError,
     MapOf,
+    NotABool,
     Program,
     ProgramCache,
     Shape,
@@ -26,9 +30,10 @@ from .cel import (
 )
 from .context import (
     AUTHORITY,
+    DECLARATIONS,
     base_context,
-    policy_context,
     policy_value,
+    policy_values,
     rule_names,
     sample_evidence,
     sample_now,
@@ -55,11 +60,21 @@ __all__ = [
     "CompiledPolicySet",
     "CompiledRule",
     "compile_policy_set",
+    "engine_named",
     "load_policies",
 ]
 
 EVIDENCE_NAMES = frozenset({"signatures", "authorities"})
 _DEFAULT_CACHE = ProgramCache()
+
+
+@cache
+def engine_named(name: str) -> Engine:
+    """The shared engine called ``name``, declared with every context name policies can read.
+
+    ValueError for an unknown name; ``cel.EngineUnavailable`` when it is not installed.
+    """
+    return cel.engine(name, DECLARATIONS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +121,7 @@ class CompiledPolicySet:
     revision: str
     root: str
     policies: tuple[CompiledPolicy, ...]
+    engine: Engine = field(default_factory=lambda: engine_named(DEFAULT_ENGINE))
     tests: tuple[PolicyTest, ...] = ()
     references: tuple[str, ...] = ()  # files policies read through `path:` (for reload)
     _index: PrefixIndex[tuple[Glob, int]] = field(default_factory=PrefixIndex, repr=False)
@@ -128,38 +144,40 @@ class CompiledPolicySet:
 
 
 @lru_cache(maxsize=256)
-def _probe_contexts(authorities: tuple[tuple[str, str], ...]) -> tuple[dict[str, Any], ...]:
-    """Sample contexts for a policy with these (name, kind) authorities; shared, read-only."""
-    contexts = []
-    value = policy_value("sample", "sample")
+def _probe_values(authorities: tuple[tuple[str, str], ...], engine_name: str) -> tuple[Any, ...]:
+    """Converted sample values for a policy with these (name, kind) authorities; shared and
+    read-only. Each probe binds them afresh: an activation is for one request (cel-expr keeps
+    what every evaluation allocates until its activation is dropped)."""
+    engine = engine_named(engine_name)
+    samples = []
+    value = policy_value("sample", "sample", engine)
     for request in sample_requests():
-        base = base_context(parse_reference(request.image_name), request, sample_now())
+        ref = parse_reference(request.image_name)
+        base = base_context(ref, request, sample_now(), engine)
         for verified in (True, False):
             evidence = [(name, sample_evidence(kind, verified)) for name, kind in authorities]
-            contexts.append(policy_context(base, value, evidence))
-    return tuple(contexts)
+            samples.append(policy_values(base, value, evidence, engine))
+    return tuple(samples)
 
 
-def _probe(program: Program, contexts: Sequence[dict[str, Any]]) -> str:
+def _probe(program: Program, samples: Sequence[Any], engine: Engine) -> str:
     """Why the program cannot be a predicate, or "" when the samples show no problem."""
-    for context in contexts:
+    for values in samples:
         try:
-            result = program.evaluate(context)
+            program.evaluate(engine.bind(values))
+        except NotABool as exc:
+            return str(exc)
         except EvalError as exc:
             if exc.data_dependent:
                 continue  # a missing key or an empty list: depends on the request
             return f"fails on any input: {exc}"
-        if not isinstance(result, celtypes.BoolType):
-            got = (
-                type(result).__name__.replace("Type", "").lower() if result is not None else "null"
-            )
-            return f"yields a {got}, but must yield true or false"
     return ""
 
 
 class _Compiler:
-    def __init__(self, cache: ProgramCache) -> None:
+    def __init__(self, cache: ProgramCache, engine: Engine) -> None:
         self.cache = cache
+        self.engine = engine
         self.issues: list[Issue] = []
 
     def program(
@@ -168,20 +186,20 @@ class _Compiler:
         what: str,
         names: dict[str, Shape],
         hint: Callable[[str], str],
-        contexts: Callable[[], Sequence[dict[str, Any]]],
+        contexts: Callable[[], Sequence[Any]],
         key: Any,
         *,
         probe: bool = True,
     ) -> Program | None:
         def build() -> Program:
-            program = compile_expression(expr.text, names, hint=hint)
-            problem = _probe(program, contexts()) if probe else ""
+            program = compile_expression(expr.text, names, hint=hint, engine=self.engine)
+            problem = _probe(program, contexts(), self.engine) if probe else ""
             if problem:
                 raise CompileError([CelIssue(problem, positioned=False)])
             return program
 
         try:
-            return self.cache.get((expr.text, key), build)
+            return self.cache.get((self.engine.name, expr.text, key), build)
         except CompileError as exc:
             for issue in exc.issues:
                 mark = expr.locate(issue.line, issue.column) if issue.positioned else expr.mark
@@ -202,8 +220,8 @@ class _Compiler:
             names["authorities"] = MapOf("authorities", AUTHORITY)
         ordered = tuple((a.name, a.kind) for a in policy.authorities)
 
-        def contexts() -> Sequence[dict[str, Any]]:
-            return _probe_contexts(ordered)
+        def contexts() -> Sequence[Any]:
+            return _probe_values(ordered, self.engine.name)
 
         when = None
         if policy.when is not None:
@@ -236,16 +254,17 @@ class _Compiler:
             policy=policy,
             when=when,
             rules=tuple(rules),
-            value=policy_value(policy.name, revision),
+            value=policy_value(policy.name, revision, self.engine),
             needs_evidence=bool(policy.authorities) and (not rules or reads_evidence),
         )
 
 
 def compile_policy_set(
-    policy_set: PolicySet, *, cache: ProgramCache | None = None
+    policy_set: PolicySet, *, cache: ProgramCache | None = None, engine: str = DEFAULT_ENGINE
 ) -> CompiledPolicySet:
-    """Compile every policy of a loaded set; raise PolicyLoadError with every issue found."""
-    compiler = _Compiler(cache or _DEFAULT_CACHE)
+    """Compile every policy of a loaded set for the CEL ``engine`` named; raise
+    PolicyLoadError with every issue found."""
+    compiler = _Compiler(cache or _DEFAULT_CACHE, engine_named(engine))
     compiled = [compiler.policy(p, policy_set.revision) for p in policy_set.policies]
     if compiler.issues:
         raise PolicyLoadError(compiler.issues)
@@ -258,6 +277,7 @@ def compile_policy_set(
         revision=policy_set.revision,
         root=policy_set.root,
         policies=policies,
+        engine=compiler.engine,
         tests=policy_set.tests,
         references=policy_set.references,
         _index=index,
@@ -270,15 +290,17 @@ def load_policies(
     display: str | None = None,
     cache: ProgramCache | None = None,
     require_policies: bool = True,
+    engine: str = DEFAULT_ENGINE,
 ) -> CompiledPolicySet:
-    """Load and compile a policy directory, reporting every issue of both stages at once."""
+    """Load and compile a policy directory for the CEL ``engine`` named, reporting every
+    issue of both stages at once."""
     try:
         policy_set = load_policy_dir(root, display=display, require_policies=require_policies)
     except PolicyLoadError as exc:
-        compiler = _Compiler(cache or _DEFAULT_CACHE)
+        compiler = _Compiler(cache or _DEFAULT_CACHE, engine_named(engine))
         for i, policy in enumerate(exc.partial):
             compiler.policy(policy, "", complete=i < exc.complete)
         if not compiler.issues:
             raise
         raise PolicyLoadError([*exc.issues, *compiler.issues]) from None
-    return compile_policy_set(policy_set, cache=cache)
+    return compile_policy_set(policy_set, cache=cache, engine=engine)

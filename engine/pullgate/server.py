@@ -26,12 +26,14 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from .api import judgement_to_proto, request_from_proto
+from .cel import EngineUnavailable
 from .config import Config
 from .decide import Decider, Options
 from .judgements import JudgementCache
 from .logs import event
 from .reload import PolicyState, Reloader
 from .request import InvalidRequest, check_request
+from .rules import engine_named
 from .v1 import verifier_pb2 as pb
 from .v1 import verifier_pb2_grpc as pb_grpc
 from .verifiers.configure import build_verifiers
@@ -146,6 +148,11 @@ class Daemon:
 
     def __init__(self, config: Config) -> None:
         self.config = config
+        try:
+            engine_named(config.cel.engine)
+        except EngineUnavailable as exc:
+            raise ServeError(f"cel.engine: {exc}") from None
+        event(log, logging.INFO, "cel_engine", engine=config.cel.engine)
         self.state = PolicyState()
         self.decider = Decider(
             build_verifiers(config),
@@ -162,6 +169,7 @@ class Daemon:
             debounce=config.reload.debounce,
             interval=config.reload.interval,
             polling=config.reload.poll,
+            engine=config.cel.engine,
         )
         self.health = health.HealthServicer()
         self.server = grpc.server(

@@ -1,13 +1,12 @@
-"""The CEL engine seam: Env → Compile (parse + check) → Program → Eval, on cel-python.
+"""Parse and check: the engine-independent half of compiling a CEL expression.
 
-cel-python has no type checker, so ``compile`` walks the parse tree itself: every top-level
+cel-python's grammar (lark, LALR) parses every expression whatever engine runs it, so both
+engines accept the same language and report the same errors. The walk over the parse tree
+checks what an engine without a type checker would only find at evaluation: every top-level
 name, field of a known structure, function and method must be known, literal arguments of
 ``timestamp``/``duration``/``matches``/``glob`` must be valid, and reserved words are refused.
 What the walk cannot see (types of computed values) the caller catches by probe-evaluating
 on sample contexts (``rules.py``).
-
-Programs are interpreted (``InterpretedRunner``): cel-python's ``CompiledRunner`` passes the
-activation through module globals and gives wrong answers under threads.
 """
 
 from __future__ import annotations
@@ -15,40 +14,24 @@ from __future__ import annotations
 import difflib
 import re
 import threading
-from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from functools import lru_cache
+from pathlib import Path
 from typing import Any, ClassVar, cast
 
 import celpy
 import lark
 import lark.exceptions
-import re2
-from celpy import celtypes
 from celpy.celparser import CELParser
-from celpy.evaluation import CELEvalError, CELUnsupportedError, base_functions, celstr
+from celpy.evaluation import celstr
 
-from .globs import MAX_PATTERN_CHARS, GlobError, glob_match
+from . import functions
+from .errors import CelIssue, CompileError
+from .shapes import Field, ListOf, MapOf, Record, Shape
 
-__all__ = [
-    "MAX_EXPRESSION_CHARS",
-    "CelIssue",
-    "CompileError",
-    "EvalError",
-    "Field",
-    "ListOf",
-    "MapOf",
-    "Program",
-    "Record",
-    "Shape",
-    "compile_expression",
-    "to_cel",
-]
+__all__ = ["MAX_EXPRESSION_CHARS", "Checked", "check_expression"]
 
 MAX_EXPRESSION_CHARS = 8192
-MAX_ERROR_CHARS = 300
 
 RESERVED = frozenset(
     {"as", "break", "const", "continue", "else", "false", "for", "function", "if", "import"}
@@ -60,251 +43,57 @@ TYPE_NAMES = frozenset(
     {"bool", "bytes", "double", "duration", "int", "list", "map", "null_type", "string"}
     | {"timestamp", "type", "uint", "dyn"}
 )
-# Global functions (``f(x)``) and methods (``x.f()``) a policy may call.
+# Global functions (``f(x)``) and methods (``x.f()``) a policy may call, on every engine.
 FUNCTIONS = frozenset({"size", "glob", "has", "matches", "contains"} | TYPE_NAMES - {"dyn"})
 METHODS = frozenset(
     {"size", "contains", "startsWith", "endsWith", "matches", "glob"}
     | {"getDate", "getDayOfMonth", "getDayOfWeek", "getDayOfYear", "getFullYear", "getMonth"}
     | {"getHours", "getMilliseconds", "getMinutes", "getSeconds"}
 )
+_NO_STRINGS_EXT = "pullgate's CEL has no string extensions (lowerAscii, upperAscii, split, ...)"
 _MISSING_HINTS = {
-    "lowerAscii": "cel-python has no string extensions (lowerAscii, upperAscii, split, ...)",
-    "upperAscii": "cel-python has no string extensions (lowerAscii, upperAscii, split, ...)",
-    "split": "cel-python has no string extensions (lowerAscii, upperAscii, split, ...)",
-    "join": "cel-python has no string extensions (join, split, replace, ...)",
-    "replace": "cel-python has no string extensions (join, split, replace, ...)",
-    "trim": "cel-python has no string extensions (trim, split, replace, ...)",
-    "bind": "cel-python has no cel.bind",
-    "optMap": "cel-python has no optional values",
+    "lowerAscii": _NO_STRINGS_EXT,
+    "upperAscii": _NO_STRINGS_EXT,
+    "split": _NO_STRINGS_EXT,
+    "join": _NO_STRINGS_EXT,
+    "replace": _NO_STRINGS_EXT,
+    "trim": _NO_STRINGS_EXT,
+    "bind": "pullgate's CEL has no cel.bind",
+    "optMap": "pullgate's CEL has no optional values",
 }
 
 Tree = lark.Tree[Any]
-_RE2_OPTIONS = re2.Options()
-_RE2_OPTIONS.log_errors = False
-_RE2_OPTIONS.max_mem = 8 << 20
 
 
-# -- shapes: what the static check knows about the context -----------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Field:
-    """A value of a known scalar type, e.g. ``string`` or ``timestamp``."""
-
-    type: str
-
-
-@dataclass(frozen=True, slots=True)
-class Record:
-    """A map with a fixed set of fields, like ``image``."""
-
-    what: str
-    fields: Mapping[str, Shape]
-
-
-@dataclass(frozen=True, slots=True)
-class MapOf:
-    """A map with free keys (``keys`` lists them when they are known, as for ``authorities``)."""
-
-    what: str
-    value: Shape | None
-    keys: frozenset[str] | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class ListOf:
-    what: str
-    item: Shape | None
-
-
-Shape = Field | Record | MapOf | ListOf
-
-
-# -- compile errors --------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class CelIssue:
-    message: str
-    line: int = 1  # 1-based, inside the expression
-    column: int = 1
-    positioned: bool = True  # False: about the whole expression (a probe finding)
-
-
-class CompileError(Exception):
-    def __init__(self, issues: list[CelIssue]) -> None:
-        self.issues = issues
-        super().__init__("; ".join(i.message for i in issues))
-
-
-class EvalError(Exception):
-    """An evaluation error, with a short message that never embeds the activation.
-
-    ``data_dependent`` errors come from the values (a missing map key, an empty list, a tag
-    that is not a number); the others (no such overload) would fail on any input.
-    """
-
-    def __init__(self, message: str, *, data_dependent: bool) -> None:
-        super().__init__(message)
-        self.data_dependent = data_dependent
-
-
-_DATA_ERRORS = (KeyError, IndexError, ValueError, ArithmeticError)
-
-
-# -- functions -------------------------------------------------------------------------------
-
-
-@lru_cache(maxsize=2048)
-def _regex(pattern: str) -> Any:
-    if len(pattern) > MAX_PATTERN_CHARS:  # patterns can come from data (annotations)
-        raise re2.error(f"pattern is longer than {MAX_PATTERN_CHARS} characters")
-    return re2.compile(pattern, _RE2_OPTIONS)
-
-
-def _matches(text: Any, pattern: Any) -> celtypes.BoolType:
-    if not isinstance(text, str) or not isinstance(pattern, str):
-        raise TypeError(
-            f"matches(string, string), got {type(text).__name__}, {type(pattern).__name__}"
+def _parser() -> lark.Lark:
+    """cel-python's grammar and options, without ``propagate_positions``: parsing takes half
+    the time. Nothing reads node positions (the check reads token positions, which every
+    token keeps). Installed as cel-python's own parser, so there is only one."""
+    if CELParser.CEL_PARSER is None:
+        CELParser.CEL_PARSER = lark.Lark(
+            (Path(celpy.__file__).parent / "cel.lark").read_text(),
+            parser="lalr",
+            start="expr",
+            g_regex_flags=re.M,
+            lexer_callbacks={"IDENT": CELParser.ambiguous_literals},
+            propagate_positions=False,
+            maybe_placeholders=False,
+            priority="invert",
         )
-    try:
-        return celtypes.BoolType(_regex(str(pattern)).search(str(text)) is not None)
-    except re2.error as exc:
-        raise ValueError(
-            f"invalid RE2 regular expression {str(pattern)[:80]!r}: {_re2_message(exc)}"
-        ) from None
+    return CELParser.CEL_PARSER
 
 
-def _glob(text: Any, pattern: Any) -> celtypes.BoolType:
-    if not isinstance(text, str) or not isinstance(pattern, str):
-        raise TypeError(
-            f"glob(string, string), got {type(text).__name__}, {type(pattern).__name__}"
-        )
-    try:
-        return celtypes.BoolType(glob_match(str(text), str(pattern)))
-    except GlobError as exc:
-        raise ValueError(str(exc)) from None
+PARSER = _parser()
+_PARSE_LOCK = threading.Lock()  # the parser is one shared instance
 
 
-def _re2_message(exc: Exception) -> str:
-    arg = exc.args[0] if exc.args else exc
-    return arg.decode() if isinstance(arg, bytes) else str(arg)
+@dataclass(frozen=True, slots=True)
+class Checked:
+    """An expression that parsed and passed the check, ready for an engine to build."""
 
-
-def _worse(x: CELEvalError, y: CELEvalError) -> CELEvalError:
-    """``error || error`` is an error: keep one of the originals (cel-python would replace both
-    with a generic "no such overload" and lose whether the failure depends on the data)."""
-    for e in (x, y):
-        cause = e.args[1] if len(e.args) > 1 else None
-        if not (isinstance(cause, type) and issubclass(cause, _DATA_ERRORS)):
-            return e
-    return x
-
-
-def _or(x: Any, y: Any) -> Any:
-    if isinstance(x, CELEvalError) and isinstance(y, CELEvalError):
-        return _worse(x, y)
-    return _LOGICAL_OR(x, y)
-
-
-def _and(x: Any, y: Any) -> Any:
-    if isinstance(x, CELEvalError) and isinstance(y, CELEvalError):
-        return _worse(x, y)
-    return _LOGICAL_AND(x, y)
-
-
-def _keep_error_causes() -> None:
-    """Make ``||``, ``&&``, ``exists`` and ``all`` keep the cause of an error.
-
-    cel-python turns ``error || error`` into a generic "no such overload" type error, which
-    would make a rule like ``a["x"] == 1 || a["y"] == 2`` look ill-typed at load (the probe
-    rejects type errors) when it only depends on the data. The operators are looked up in
-    ``base_functions`` and the macros call ``celtypes.logical_or/and`` directly, so both are
-    replaced, once, with versions that differ only in that case. cel-python is pinned <0.6.
-    """
-    celtypes.logical_or = _or
-    celtypes.logical_and = _and
-    base_functions["_||_"] = _or
-    base_functions["_&&_"] = _and
-
-
-_LOGICAL_OR, _LOGICAL_AND = celtypes.logical_or, celtypes.logical_and
-_keep_error_causes()
-
-
-class _Erased:
-    """Stands in for a typing generic: ``_Erased()[anything]`` is itself, and free."""
-
-    def __getitem__(self, item: object) -> _Erased:
-        return self
-
-
-def _erase_runtime_casts() -> None:
-    """Make cel-python's ``cast(Tuple[Result, Result], x)`` calls cheap.
-
-    Its evaluator builds typing generics on every visit just to pass them to ``cast``, which
-    ignores them; subscripting ``Union`` aliases hashes them through typing's cache, a third of
-    the time of a simple evaluation (``image.tag != "debug"``: 143 µs → 103 µs here). These
-    names are only subscripted in ``cast`` calls at run time (``Sequence`` and ``Mapping``,
-    used with ``isinstance``, are left alone). cel-python is pinned <0.6.
-    """
-    for name in ("Tuple", "List", "Dict", "Union", "Iterable"):
-        setattr(celpy.evaluation, name, _Erased())
-
-
-_erase_runtime_casts()
-
-FUNCTION_TABLE: dict[str, Callable[..., Any]] = {"matches": _matches, "glob": _glob}
-
-
-# -- conversion ------------------------------------------------------------------------------
-
-
-_new_str = str.__new__
-_TRUE, _FALSE = celtypes.BoolType(True), celtypes.BoolType(False)
-
-
-def _cel_map(value: Mapping[str, Any]) -> celtypes.MapType:
-    out = celtypes.MapType()
-    # MapType's constructor checks each key through typing's slow isinstance; these keys are
-    # all strings, so the dict is filled directly.
-    dict.update(out, {_new_str(celtypes.StringType, str(k)): to_cel(v) for k, v in value.items()})
-    return out
-
-
-def to_cel(value: Any) -> Any:
-    """Convert plain Python data to CEL values (once per request, not per rule)."""
-    kind = type(value)
-    if kind is str:
-        return _new_str(celtypes.StringType, value)
-    if kind is bool:
-        return _TRUE if value else _FALSE
-    if kind is dict:
-        return _cel_map(value)
-    if kind is list or kind is tuple:
-        return celtypes.ListType([to_cel(v) for v in value])
-    if isinstance(value, str):
-        return celtypes.StringType(value)
-    if isinstance(value, bool):
-        return celtypes.BoolType(value)
-    if isinstance(value, int):
-        return celtypes.IntType(value)
-    if isinstance(value, float):
-        return celtypes.DoubleType(value)
-    if isinstance(value, datetime):
-        return celtypes.TimestampType(value)
-    if isinstance(value, timedelta):
-        return celtypes.DurationType(value)
-    if isinstance(value, Mapping):
-        return _cel_map(value)
-    if isinstance(value, list | tuple):
-        return celtypes.ListType([to_cel(v) for v in value])
-    if value is None:
-        return None
-    raise TypeError(f"cannot convert {type(value).__name__} to CEL")
-
-
-# -- the static check ------------------------------------------------------------------------
+    text: str
+    tree: Tree  # the parse tree; engines may keep or reshape it, nobody else reads it after
+    names: frozenset[str]  # the top-level context names it reads
 
 
 def _first_token(tree: Tree | lark.Token | None) -> lark.Token | None:
@@ -347,9 +136,15 @@ def _describe(shape: Shape | None) -> str:
 
 
 class _Checker:
-    def __init__(self, names: Mapping[str, Shape], hint: Callable[[str], str]) -> None:
+    def __init__(
+        self,
+        names: Mapping[str, Shape],
+        hint: Callable[[str], str],
+        literal: Callable[[str, str], str],
+    ) -> None:
         self.names = names
         self.hint = hint
+        self.literal = literal
         self.issues: list[CelIssue] = []
 
     def fail(self, at: Tree | lark.Token | None, message: str) -> None:
@@ -573,69 +368,16 @@ class _Checker:
         if name in ("timestamp", "duration") and len(args) == 1:
             text = _string_literal(args[0])
             if text is not None:
-                try:
-                    (celtypes.TimestampType if name == "timestamp" else celtypes.DurationType)(text)
-                except Exception as exc:  # pendulum raises assorted parser errors
-                    self.fail(args[0], f"invalid {name} literal {text!r}: {exc}")
+                problem = self.literal(name, text)
+                if problem:
+                    self.fail(args[0], f"invalid {name} literal {text!r}: {problem}")
         if name in ("matches", "glob") and len(operands) == 2:
             text = _string_literal(operands[1])
             if text is not None:
                 try:
-                    (_matches if name == "matches" else _glob)(
-                        celtypes.StringType(""), celtypes.StringType(text)
-                    )
+                    (functions.matches if name == "matches" else functions.glob)("", text)
                 except ValueError as exc:
                     self.fail(operands[1], str(exc))
-
-
-# -- programs --------------------------------------------------------------------------------
-
-_ENV = celpy.Environment()  # one parser; parsing happens only at load, from one thread
-# Environment() folds in the google.protobuf wrapper types, and every evaluation re-processes
-# them into a fresh activation (~80 µs). Policies never name protobuf types: drop them.
-_ENV.annotations.clear()
-_PARSE_LOCK = threading.Lock()
-assert CELParser.CEL_PARSER is not None  # built by Environment() above
-_PARSER: lark.Lark = CELParser.CEL_PARSER
-_WS = re.compile(r"\s+")
-
-
-@dataclass(frozen=True, slots=True)
-class Program:
-    """A checked, ready-to-run expression. Immutable and safe to share between threads."""
-
-    text: str
-    names: frozenset[str]  # the top-level names it reads
-    _runner: celpy.Runner
-
-    def evaluate(self, activation: Mapping[str, Any]) -> Any:
-        """Evaluate; raises :class:`EvalError` with a short, safe message."""
-        try:
-            return self._runner.evaluate(dict(activation))
-        except CELEvalError as exc:
-            cause = exc.args[1] if len(exc.args) > 1 else None
-            data = isinstance(cause, type) and issubclass(cause, _DATA_ERRORS)
-            raise EvalError(_eval_message(exc), data_dependent=data) from None
-        except (CELUnsupportedError, RecursionError, ArithmeticError, ValueError, TypeError) as exc:
-            message = f"{type(exc).__name__}: {str(exc)[:MAX_ERROR_CHARS]}"
-            raise EvalError(message, data_dependent=isinstance(exc, _DATA_ERRORS)) from None
-
-
-def _eval_message(exc: CELEvalError) -> str:
-    args = exc.args
-    message = str(args[0]) if args else "evaluation error"
-    message = re.sub(r" \(in activation .*", "", message, flags=re.S)
-    detail = args[2] if len(args) > 2 else None
-    if message in ("no such key", "no such member in mapping") and detail:
-        message = f"{message}: {', '.join(repr(str(d)) for d in detail)}"
-    elif message.startswith("found no matching overload") or message == "no such overload":
-        types = re.findall(r"celtypes\.(\w+)Type", message)
-        message = "no such overload" + (
-            f" for ({', '.join(t.lower() for t in types)})" if types else ""
-        )
-    elif detail and isinstance(detail, tuple) and detail:
-        message = f"{message}: {detail[0]}"
-    return _WS.sub(" ", message)[:MAX_ERROR_CHARS]
 
 
 def _fill_positions(ast: Tree, text: str) -> None:
@@ -681,49 +423,18 @@ def _syntax_message(exc: lark.exceptions.UnexpectedInput) -> str:
     return f"CEL syntax error: unexpected {str(token)!r}{want}"
 
 
-_NO_POSITION = lark.tree.Meta()  # type: ignore[no-untyped-call]
-_NO_POSITION.line = _NO_POSITION.column = 0
-
-
-# Grammar levels whose evaluator returns the value of a lone child unchanged.
-_PASS_THROUGH = frozenset(
-    {"expr", "conditionalor", "conditionaland", "relation", "addition", "multiplication"}
-    | {"unary", "member"}
-)
-
-
-def _skip_levels(node: Tree) -> Tree:
-    while node.data in _PASS_THROUGH and len(node.children) == 1:
-        child = node.children[0]
-        if not isinstance(child, lark.Tree):
-            break
-        node = child
-    return node
-
-
-def _slim(ast: Tree) -> Tree:
-    """The tree cel-python will evaluate: same values, a third of the nodes and memory.
-
-    A literal sits under eight grammar levels (``expr`` … ``member``) that each hand their
-    only child's value up; they are skipped, which also skips their visits at evaluation.
-    Every node then shares one position record instead of its own ``Meta`` (~400 bytes):
-    after the check, positions are read only by cel-python's own error objects, whose line
-    and column pullgate never shows.
-    """
-    root = _skip_levels(ast)
-    for tree in root.iter_subtrees():
-        tree._meta = _NO_POSITION
-        tree.children = [_skip_levels(c) if isinstance(c, lark.Tree) else c for c in tree.children]
-    return root
-
-
-def compile_expression(
+def check_expression(
     text: str,
     names: Mapping[str, Shape],
     *,
     hint: Callable[[str], str] = lambda name: "",
-) -> Program:
-    """Parse, check against the known ``names`` and build a program. Raises CompileError."""
+    literal: Callable[[str, str], str] = lambda function, text: "",
+) -> Checked:
+    """Parse ``text`` and check it against the known ``names``. Raises CompileError.
+
+    ``literal(function, text)`` says what is wrong with a constant ``timestamp``/``duration``
+    argument for the engine that will run it ("" when nothing is).
+    """
     if len(text) > MAX_EXPRESSION_CHARS:
         raise CompileError(
             [CelIssue(f"expression is longer than {MAX_EXPRESSION_CHARS} characters")]
@@ -731,50 +442,22 @@ def compile_expression(
     if not text.strip():
         raise CompileError([CelIssue("expression is empty")])
     try:
-        with _PARSE_LOCK:  # cel-python's parser is one shared instance
-            ast = _PARSER.parse(text)
+        with _PARSE_LOCK:
+            tree = PARSER.parse(text)
     except lark.exceptions.UnexpectedInput as exc:
         issue = CelIssue(_syntax_message(exc), exc.line or 1, exc.column or 1)
         raise CompileError([issue]) from None
     except RecursionError:
         raise CompileError([CelIssue("expression is nested too deeply")]) from None
-    checker = _Checker(names, hint)
+    checker = _Checker(names, hint, literal)
     try:
-        _fill_positions(ast, text)
-        checker.visit(ast, {})
+        _fill_positions(tree, text)
+        checker.visit(tree, {})
     except RecursionError:
         raise CompileError([CelIssue("expression is nested too deeply")]) from None
     if checker.issues:
         raise CompileError(checker.issues)
     used = frozenset(
-        str(t.children[0]) for t in ast.iter_subtrees() if t.data in ("ident", "dot_ident")
+        str(t.children[0]) for t in tree.iter_subtrees() if t.data in ("ident", "dot_ident")
     ) & frozenset(names)
-    runner = _ENV.program(_slim(ast), functions=FUNCTION_TABLE)
-    return Program(text=text, names=used, _runner=runner)
-
-
-class ProgramCache:
-    """Shares one program per distinct (expression, context) across policies and revisions."""
-
-    def __init__(self, max_entries: int = 50_000) -> None:
-        self._entries: OrderedDict[tuple[str, Any], Program | CompileError] = OrderedDict()
-        self._max = max_entries
-        self._lock = threading.Lock()
-
-    def get(self, key: tuple[str, Any], build: Callable[[], Program]) -> Program:
-        with self._lock:
-            hit = self._entries.get(key)
-            if hit is not None:
-                self._entries.move_to_end(key)
-        if hit is None:
-            try:
-                hit = build()
-            except CompileError as exc:
-                hit = exc
-            with self._lock:
-                self._entries[key] = hit
-                while len(self._entries) > self._max:
-                    self._entries.popitem(last=False)
-        if isinstance(hit, CompileError):
-            raise hit
-        return hit
+    return Checked(text=text, tree=tree, names=used)
