@@ -31,6 +31,7 @@ from pullgate.policy import (
     KeyAuthority,
     KeylessAuthority,
     NotationAuthority,
+    ParseCache,
     PolicyLoadError,
     PolicySet,
     load_policy_dir,
@@ -172,6 +173,59 @@ def configmap(root: Path, files: Mapping[str, str], stamp: str) -> None:
             entry.unlink()
     if previous is not None:
         shutil.rmtree(root / previous)
+
+
+# -- the parse cache: a reload parses only what changed ------------------------------------
+
+
+def test_the_parse_cache_reuses_unchanged_files_and_reparses_changed_ones(tmp_path: Path) -> None:
+    root = tmp_path / "cm"
+    configmap(
+        root,
+        {"a.yaml": policy(name="a"), "b.yaml": policy(name="b")},
+        "2026_11_27_00_00_00.000",
+    )
+    cache = ParseCache()
+    first = load_policy_dir(root, display=SHOWN, cache=cache)
+    edited = {"a.yaml": policy(name="a"), "b.yaml": policy(name="b2")}
+    configmap(root, edited, "2026_11_27_00_05_00.000")
+    second = load_policy_dir(root, display=SHOWN, cache=cache)
+    assert [p.name for p in second.policies] == ["a", "b2"]
+    assert second.policies[0] is first.policies[0]  # a.yaml: the same document, not reparsed
+    assert second.revision == load(root).revision  # the cache never changes what loads
+    # The same text under another name is parsed again: its marks name that file.
+    (root / "c.yaml").write_text(policy(name="c"))
+    third = load_policy_dir(root, display=SHOWN, cache=cache)
+    assert [str(p.mark) for p in third.policies] == [
+        "policies/a.yaml:1:1",
+        "policies/b.yaml:1:1",
+        "policies/c.yaml:1:1",
+    ]
+
+
+def test_the_parse_cache_never_hides_a_change_of_a_file_read_through_path(tmp_path: Path) -> None:
+    root = tmp_path / "p"
+    root.mkdir()
+    (root / "key.pem").write_text(KEY_A)
+    (root / "p.yaml").write_text(authority(KEY_PATH))
+    cache = ParseCache()
+    before = load_policy_dir(root, display=SHOWN, cache=cache)
+    (root / "key.pem").write_text(KEY_B)
+    after = load_policy_dir(root, display=SHOWN, cache=cache)
+    key_before = before.policies[0].authorities[0].spec
+    key_after = after.policies[0].authorities[0].spec
+    assert key_before != key_after
+    assert after.revision != before.revision
+
+
+def test_the_parse_cache_keeps_no_file_with_issues(tmp_path: Path) -> None:
+    root = tmp_path / "p"
+    root.mkdir()
+    (root / "p.yaml").write_text(policy('images: ["x.io/a"]\nmode: audti\n'))
+    cache = ParseCache()
+    for _ in range(2):  # reported again, not remembered as a clean file
+        with pytest.raises(PolicyLoadError, match="did you mean 'audit'"):
+            load_policy_dir(root, display=SHOWN, cache=cache)
 
 
 # -- 1. the directory layout ------------------------------------------------------------------

@@ -269,3 +269,24 @@ def test_verify_under_load_during_reloads(daemons, tmp_path: Path) -> None:
     }
     applied = [e for e in d.events() if e.get("event") == "policies_applied"]
     assert len(applied) >= 10  # swaps were applied, not coalesced into nothing
+
+
+@pytest.mark.parametrize(
+    ("rel", "visible"),
+    [
+        (".", True),
+        ("policy.yaml", True),
+        ("team/policy.yaml", True),
+        ("..data", True),  # the ConfigMap swap
+        ("..data_tmp", False),
+        ("..2026_11_27_00_00_00.000", False),
+        ("..2026_11_27_00_00_00.000/policy.yaml", False),
+        (".policy.yaml.swp", False),  # an editor's temp file; its rename to policy.yaml counts
+        ("team/.hidden/p.yaml", False),
+    ],
+)
+def test_only_changes_the_loader_can_see_are_hints(rel: str, visible: bool) -> None:
+    from pullgate.reload import _visible
+
+    root = "/etc/pullgate/policies"
+    assert _visible(os.path.normpath(os.path.join(root, rel)), root) is visible

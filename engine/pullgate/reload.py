@@ -3,7 +3,10 @@
 How a change is applied (each point is a trap seen with ConfigMap volumes and editors):
 - watch the directory without name filters (a ConfigMap update renames a symlink called
   ``..data``; no event names ``policy.yaml``) and its parent (a directory that is deleted,
-  recreated or swapped in by rename produces no events of its own); ignore open/close events;
+  recreated or swapped in by rename produces no events of its own); ignore open/close events,
+  and events inside dot-named directories (the loader never reads them; a ConfigMap writes
+  and deletes a whole ``..<timestamp>`` directory around the one ``..data`` rename that
+  matters, which would otherwise keep the debounce waiting);
 - debounce: wait for ``debounce`` of quiet, at most ``max_wait`` after the first hint;
 - rescan: hash every file's bytes (and the files policies refer to); if the hash equals the
   applied revision, nothing changed;
@@ -30,7 +33,7 @@ from watchdog.observers.polling import PollingObserver
 
 from .cel import DEFAULT_ENGINE, ProgramCache
 from .logs import event
-from .policy import Issue, PolicyLoadError, fingerprint
+from .policy import Issue, ParseCache, PolicyLoadError, fingerprint
 from .rules import CompiledPolicySet, load_policies
 
 __all__ = ["LoadFailure", "PolicyState", "Reloader"]
@@ -63,18 +66,32 @@ class PolicyState:
 
 
 class _Hints(FileSystemEventHandler):
-    def __init__(self, poke: Callable[[], None], only: str | None = None) -> None:
+    def __init__(
+        self, poke: Callable[[], None], only: str | None = None, root: str | None = None
+    ) -> None:
         self.poke = poke
         self.only = only  # for the parent watch: events about the root itself
+        self.root = root  # for the root's watch: what dot-named paths are relative to
 
     def on_any_event(self, ev: FileSystemEvent) -> None:
         if ev.event_type in _IGNORED:
             return
-        if self.only is not None:
-            paths = {os.fsdecode(ev.src_path), os.fsdecode(getattr(ev, "dest_path", "") or "")}
-            if self.only not in paths:
-                return
+        paths = {os.fsdecode(ev.src_path), os.fsdecode(getattr(ev, "dest_path", "") or "")}
+        paths.discard("")
+        if self.only is not None and self.only not in paths:
+            return
+        if self.root is not None and not any(_visible(p, self.root) for p in paths):
+            return
         self.poke()
+
+
+def _visible(path: str, root: str) -> bool:
+    """Whether a change at ``path`` can change what loads: anything but what lies in or is a
+    dot-named entry, except ``..data`` itself (the ConfigMap symlink that is swapped)."""
+    rel = os.path.relpath(path, root)
+    if rel == "." or rel == "..data":
+        return True
+    return not any(part.startswith(".") for part in rel.split(os.sep))
 
 
 class Reloader:
@@ -100,6 +117,7 @@ class Reloader:
         self.interval = interval
         self.polling = polling
         self.cache = cache or ProgramCache()
+        self.parse_cache = ParseCache()
         self.engine = engine
         self._hint = threading.Event()
         self._stop = threading.Event()
@@ -187,7 +205,8 @@ class Reloader:
         if inode is None:
             return
         try:
-            self._watch = observer.schedule(_Hints(self.poke), self.root, recursive=True)
+            hints = _Hints(self.poke, root=self.root)
+            self._watch = observer.schedule(hints, self.root, recursive=True)
             self._watched_inode = inode
         except OSError as exc:
             event(log, logging.WARNING, "watch_failed", directory=self.display, reason=str(exc))
@@ -205,7 +224,11 @@ class Reloader:
             started = time.perf_counter()
             try:
                 new = load_policies(
-                    self.root, display=self.display, cache=self.cache, engine=self.engine
+                    self.root,
+                    display=self.display,
+                    cache=self.cache,
+                    engine=self.engine,
+                    parse_cache=self.parse_cache,
                 )
             except PolicyLoadError as exc:
                 self._fail(exc)

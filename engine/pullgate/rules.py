@@ -47,6 +47,7 @@ from .policy import (
     Expr,
     ImagePolicy,
     Issue,
+    ParseCache,
     PolicyLoadError,
     PolicySet,
     PolicyTest,
@@ -291,11 +292,14 @@ def load_policies(
     cache: ProgramCache | None = None,
     require_policies: bool = True,
     engine: str = DEFAULT_ENGINE,
+    parse_cache: ParseCache | None = None,
 ) -> CompiledPolicySet:
     """Load and compile a policy directory for the CEL ``engine`` named, reporting every
-    issue of both stages at once."""
+    issue of both stages at once. The caches let a reload redo only what changed."""
     try:
-        policy_set = load_policy_dir(root, display=display, require_policies=require_policies)
+        policy_set = load_policy_dir(
+            root, display=display, require_policies=require_policies, cache=parse_cache
+        )
     except PolicyLoadError as exc:
         compiler = _Compiler(cache or _DEFAULT_CACHE, engine_named(engine))
         for i, policy in enumerate(exc.partial):

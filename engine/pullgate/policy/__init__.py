@@ -1,7 +1,7 @@
 """Policy documents: load a directory into validated models, or every reason it cannot be."""
 
 from .errors import Issue, Mark, PolicyLoadError
-from .loader import fingerprint, load_policy_dir
+from .loader import ParseCache, fingerprint, load_policy_dir
 from .model import (
     Authority,
     Expect,
@@ -26,6 +26,7 @@ __all__ = [
     "KeylessAuthority",
     "Mark",
     "NotationAuthority",
+    "ParseCache",
     "PolicyLoadError",
     "PolicySet",
     "PolicyTest",

@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
+from collections import OrderedDict
 from pathlib import Path
 
 from .errors import Issue, Mark, PolicyLoadError
 from .model import ImagePolicy, PolicySet, PolicyTest
-from .schema import read_document
+from .schema import Document, read_document
 from .source import parse_documents
 
-__all__ = ["MAX_FILE_BYTES", "fingerprint", "load_policy_dir"]
+__all__ = ["MAX_FILE_BYTES", "ParseCache", "fingerprint", "load_policy_dir"]
 
 MAX_FILE_BYTES = 1 << 20
 _SUFFIXES = (".yaml", ".yml")
@@ -29,12 +31,13 @@ def _display(root_display: str, rel: str) -> str:
 
 def _scan(root: Path, root_display: str, issues: list[Issue]) -> list[tuple[str, Path]]:
     """(display path, resolved path) of every policy file, sorted by display path."""
-    real_root = root.resolve()
+    real_root = os.path.realpath(root)
+    inside = real_root.rstrip(os.sep) + os.sep
     found: list[tuple[str, Path]] = []
-    visited: set[Path] = set()
+    visited: set[str] = set()
 
-    def walk(directory: Path, rel: str) -> None:
-        real = directory.resolve()
+    def walk(directory: str, rel: str) -> None:
+        real = os.path.realpath(directory)
         if real in visited:
             return
         visited.add(real)
@@ -52,14 +55,17 @@ def _scan(root: Path, root_display: str, issues: list[Issue]) -> list[tuple[str,
                 continue
             entry_rel = f"{rel}/{entry.name}" if rel else entry.name
             display = _display(root_display, entry_rel)
-            path = Path(entry.path)
+            target = os.path.realpath(entry.path)
             try:
-                target = path.resolve(strict=True)
-            except (OSError, RuntimeError):
+                is_dir = os.path.isdir(target) if entry.is_symlink() else entry.is_dir()
+                exists = is_dir or os.path.isfile(target)
+            except OSError:
+                exists = False
+            if not exists:
                 if entry.name.endswith(_SUFFIXES):
                     issues.append(Issue(Mark(display, 1, 1), "dangling symlink; fix or remove it"))
                 continue
-            if target != real_root and real_root not in target.parents:
+            if target != real_root and not target.startswith(inside):
                 issues.append(
                     Issue(
                         Mark(display, 1, 1),
@@ -67,12 +73,12 @@ def _scan(root: Path, root_display: str, issues: list[Issue]) -> list[tuple[str,
                     )
                 )
                 continue
-            if target.is_dir():
-                walk(path, entry_rel)
-            elif entry.name.endswith(_SUFFIXES) and target.is_file():
-                found.append((display, target))
+            if is_dir:
+                walk(entry.path, entry_rel)
+            elif entry.name.endswith(_SUFFIXES):
+                found.append((display, Path(target)))
 
-    walk(root, "")
+    walk(str(root), "")
     return sorted(found)
 
 
@@ -87,8 +93,10 @@ class _FileRefs:
         self.root = root
         self.issues = issues
         self.seen: dict[str, bytes] = {}
+        self.calls: list[str] = []
 
     def __call__(self, name: str, mark: Mark) -> tuple[bytes, str] | None:
+        self.calls.append(name)
         path = Path(name) if os.path.isabs(name) else self.root / name
         try:
             with open(path, "rb") as f:
@@ -102,6 +110,46 @@ class _FileRefs:
         absolute = str(path.absolute())
         self.seen[absolute] = data
         return data, absolute
+
+
+class ParseCache:
+    """The valid documents of each file, by display path and content, so a reload parses and
+    validates only the files that changed (a ConfigMap swap usually changes one of many).
+
+    Only files that parsed without an issue and read no other file (``path:``) are kept: a
+    file read through ``path:`` can change while the policy file does not. Documents are
+    immutable, so one revision's can be the next one's.
+    """
+
+    def __init__(self, max_entries: int = 20_000) -> None:
+        self._entries: OrderedDict[tuple[str, bytes], tuple[Document, ...]] = OrderedDict()
+        self._max = max_entries
+        self._lock = threading.Lock()
+
+    def get(self, display_path: str, data: bytes) -> tuple[Document, ...] | None:
+        key = (display_path, hashlib.sha256(data).digest())
+        with self._lock:
+            hit = self._entries.get(key)
+            if hit is not None:
+                self._entries.move_to_end(key)
+            return hit
+
+    def put(self, display_path: str, data: bytes, documents: tuple[Document, ...]) -> None:
+        key = (display_path, hashlib.sha256(data).digest())
+        with self._lock:
+            self._entries[key] = documents
+            while len(self._entries) > self._max:
+                self._entries.popitem(last=False)
+
+
+def _parse_file(
+    text: str, display_path: str, refs: _FileRefs
+) -> tuple[list[tuple[Document | None, list[Issue]]], list[Issue], bool]:
+    """(each document's model and issues, the file's syntax issues, whether it read a file)."""
+    read_before = len(refs.calls)
+    docs, syntax = parse_documents(text, display_path)
+    models = [read_document(doc, refs) for doc in docs]
+    return models, syntax, len(refs.calls) > read_before
 
 
 def _revision(contents: list[tuple[str, bytes]], refs: dict[str, bytes]) -> str:
@@ -136,9 +184,14 @@ def fingerprint(
 
 
 def load_policy_dir(
-    root: str | os.PathLike[str], *, display: str | None = None, require_policies: bool = True
+    root: str | os.PathLike[str],
+    *,
+    display: str | None = None,
+    require_policies: bool = True,
+    cache: ParseCache | None = None,
 ) -> PolicySet:
-    """Load and validate every document below ``root``.
+    """Load and validate every document below ``root``; with a ``cache``, files whose content
+    it has seen are not parsed again.
 
     Raises :class:`PolicyLoadError` with every issue when anything is wrong, including a
     directory without any ``ImagePolicy`` (unless ``require_policies`` is false).
@@ -182,10 +235,16 @@ def load_policy_dir(
                 )
             )
             continue
-        docs, found = parse_documents(text, display_path)
-        issues.extend(found)
-        for doc in docs:
-            model, found = read_document(doc, refs)
+        cached = cache.get(display_path, data) if cache is not None else None
+        if cached is not None:
+            models: list[tuple[Document | None, list[Issue]]] = [(m, []) for m in cached]
+        else:
+            models, syntax, read_files = _parse_file(text, display_path, refs)
+            issues.extend(syntax)
+            clean = not syntax and all(m is not None and not f for m, f in models)
+            if cache is not None and clean and not read_files:
+                cache.put(display_path, data, tuple(m for m, _ in models if m is not None))
+        for model, found in models:
             issues.extend(found)
             if model is None:
                 continue
