@@ -5,6 +5,7 @@ from __future__ import annotations
 import statistics
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 
 def timed(fn: Callable[[], object], runs: int) -> list[float]:
@@ -36,3 +37,42 @@ def p50_p99(samples: list[float]) -> tuple[float, float]:
     return statistics.median(ordered) * 1e3, ordered[
         min(len(ordered) - 1, int(len(ordered) * 0.99))
     ] * 1e3
+
+
+HEADER = "apiVersion: pullgate.dev/v1alpha1\nkind: ImagePolicy\n"
+
+
+TEAM_REGISTRY = "127.0.0.1:9"
+
+
+def team_policy(i: int, variant: str = "") -> str:
+    """Team ``i``'s policy: a keyless authority and two rules, none shared with another team
+    (the worst case for memory and compile time: nothing to share). A different ``variant``
+    changes both rules, as an edit of every file would. Images are on 127.0.0.1:9, where
+    nothing listens: fetching signatures fails at once (and is cached), never on a network."""
+    team = f"team-{i}{variant}"
+    return f"""{HEADER}metadata: {{name: team-{i}}}
+spec:
+  images: ["{TEAM_REGISTRY}/team-{i}/**"]
+  authorities:
+    - name: ci
+      keyless:
+        issuer: https://token.actions.githubusercontent.com
+        subject: https://github.com/acme/{team}/.github/workflows/release.yml@refs/heads/main
+  rules:
+    - name: built-by-team
+      expr: 'authorities["ci"].verified && signatures.exists(s,
+        s.extensions.githubWorkflowRepository == "acme/{team}")'
+    - name: namespace
+      expr: 'request.namespace == "{team}" || request.namespace.startsWith("{team}-")'
+"""
+
+
+def rss_mb(pid: int) -> tuple[float, float]:
+    """Resident set size and its peak (VmHWM) of process ``pid``, in MiB."""
+    fields = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            fields[key] = int(value.split()[0]) / 1024
+    return fields["VmRSS"], fields["VmHWM"]

@@ -10,6 +10,7 @@ own cost. The peer, measured in the same run, is an empty unary RPC (grpc health
 the same clients: the floor of any gRPC service in Python on this machine.
 
 Run: .venv/bin/python bench/grpc_load.py [--seconds 10] [--clients 16]
+     [--engines cel-python,cel-expr]
 """
 
 from __future__ import annotations
@@ -84,7 +85,7 @@ def run(
 def report(label: str, count: int, samples: list[float], seconds: float, peer: float) -> float:
     p50, p99 = p50_p99(samples)
     rate = count / seconds
-    print(f"{label:<44} {rate:9.0f} {p50:8.2f} {p99:8.2f} {rate / peer if peer else 1:8.2f}")
+    print(f"{label:<56} {rate:9.0f} {p50:8.2f} {p99:8.2f} {rate / peer if peer else 1:8.2f}")
     return rate
 
 
@@ -92,57 +93,61 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--engines", default="cel-python,cel-expr")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        (root / "policies").mkdir()
-        (root / "policies" / "p.yaml").write_text(POLICIES)
-        daemon = start_daemon(root / "d", root / "policies", config="log: {format: text}\n")
-        try:
-            channel = daemon.channel()
-            verify = pb_grpc.ImageVerifierStub(channel).Verify
-            health = health_pb2_grpc.HealthStub(channel).Check
-            counter = itertools.count()
-
-            def repeat(i: int) -> Callable[[], object]:
-                request = pb.VerifyRequest(
-                    image_name=f"ghcr.io/acme/app-{i % 4}:v1",
-                    descriptor=pb.Descriptor(digest=DIGEST),
-                )
-                return lambda: verify(request, timeout=10)
-
-            def distinct(i: int) -> Callable[[], object]:
-                def call() -> object:
-                    n = next(counter)
-                    request = pb.VerifyRequest(
-                        image_name=f"ghcr.io/acme/app-{n % 50}:v1",
-                        descriptor=pb.Descriptor(digest=DIGEST),
-                        operation="run",
-                        namespace=f"prod-{n % 7}",
-                        labels={"team": "a"},
-                        pod_name=f"pod-{n}",
-                    )
-                    return verify(request, timeout=10)
-
-                return call
-
-            empty = health_pb2.HealthCheckRequest(service="pullgate.v1.ImageVerifier")
-            for make in (repeat, distinct):  # warm up
-                run(args.clients, 1.0, make)
-            count, samples = run(
-                args.clients, args.seconds, lambda i: lambda: health(empty, timeout=10)
-            )
-            version = sys.version.split()[0]
-            print(f"python {version}; {args.clients} clients; {args.seconds:.0f} s per case")
-            print(f"{'case':<44} {'calls/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'x peer':>8}")
-            peer = report("peer: empty RPC (grpc health Check)", count, samples, args.seconds, 0)
-            count, samples = run(args.clients, args.seconds, repeat)
-            report("Verify, repeat pulls (judgement cache)", count, samples, args.seconds, peer)
-            count, samples = run(args.clients, args.seconds, distinct)
-            report("Verify, distinct requests (evaluated)", count, samples, args.seconds, peer)
-        finally:
-            daemon.stop()
+    version = sys.version.split()[0]
+    print(f"python {version}; {args.clients} clients; {args.seconds:.0f} s per case")
+    print(f"{'case':<56} {'calls/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'x peer':>8}")
+    for engine in args.engines.split(","):
+        with tempfile.TemporaryDirectory() as tmp:
+            measure(Path(tmp), engine, args.clients, args.seconds)
     return 0
+
+
+def measure(root: Path, engine: str, clients: int, seconds: float) -> None:
+    (root / "policies").mkdir()
+    (root / "policies" / "p.yaml").write_text(POLICIES)
+    config = f"log: {{format: text}}\ncel: {{engine: {engine}}}\n"
+    daemon = start_daemon(root / "d", root / "policies", config=config)
+    try:
+        channel = daemon.channel()
+        verify = pb_grpc.ImageVerifierStub(channel).Verify
+        health = health_pb2_grpc.HealthStub(channel).Check
+        counter = itertools.count()
+
+        def repeat(i: int) -> Callable[[], object]:
+            request = pb.VerifyRequest(
+                image_name=f"ghcr.io/acme/app-{i % 4}:v1",
+                descriptor=pb.Descriptor(digest=DIGEST),
+            )
+            return lambda: verify(request, timeout=10)
+
+        def distinct(i: int) -> Callable[[], object]:
+            def call() -> object:
+                n = next(counter)
+                request = pb.VerifyRequest(
+                    image_name=f"ghcr.io/acme/app-{n % 50}:v1",
+                    descriptor=pb.Descriptor(digest=DIGEST),
+                    operation="run",
+                    namespace=f"prod-{n % 7}",
+                    labels={"team": "a"},
+                    pod_name=f"pod-{n}",
+                )
+                return verify(request, timeout=10)
+
+            return call
+
+        empty = health_pb2.HealthCheckRequest(service="pullgate.v1.ImageVerifier")
+        for make in (repeat, distinct):  # warm up
+            run(clients, 1.0, make)
+        count, samples = run(clients, seconds, lambda i: lambda: health(empty, timeout=10))
+        peer = report(f"{engine}: peer: empty RPC (health Check)", count, samples, seconds, 0)
+        count, samples = run(clients, seconds, repeat)
+        report(f"{engine}: Verify, repeat pulls (judgement cache)", count, samples, seconds, peer)
+        count, samples = run(clients, seconds, distinct)
+        report(f"{engine}: Verify, distinct requests (evaluated)", count, samples, seconds, peer)
+    finally:
+        daemon.stop()
 
 
 if __name__ == "__main__":

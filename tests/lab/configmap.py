@@ -7,13 +7,16 @@ from __future__ import annotations
 import itertools
 import os
 import shutil
+import time
 from collections.abc import Mapping
 from pathlib import Path
 
 _counter = itertools.count()
 
 
-def publish(root: Path, files: Mapping[str, str]) -> None:
+def publish(root: Path, files: Mapping[str, str]) -> float:
+    """Publish ``files``; returns the ``time.perf_counter()`` of the swap (the ``..data``
+    rename), the moment the new content becomes visible."""
     root.mkdir(parents=True, exist_ok=True)
     data = root / "..data"
     old = os.readlink(data) if data.is_symlink() else None
@@ -26,6 +29,7 @@ def publish(root: Path, files: Mapping[str, str]) -> None:
         tmp.unlink()
     tmp.symlink_to(stamp)
     os.replace(tmp, data)
+    swapped = time.perf_counter()
     for name in files:
         link = root / name
         if not link.is_symlink():
@@ -35,3 +39,4 @@ def publish(root: Path, files: Mapping[str, str]) -> None:
             entry.unlink()
     if old is not None and old != stamp:
         shutil.rmtree(root / old)
+    return swapped

@@ -89,6 +89,8 @@ def start_daemon(
     serving: bool = True,
     listen: list[str] | None = None,
     env: dict[str, str] | None = None,
+    reload: str = "{debounce: 50ms, interval: 2s}",
+    ready_timeout: float = 20,
 ) -> Daemon:
     """Start ``pullgate serve``; wait until it is SERVING (or, if not ``serving``, listening)."""
     tmp.mkdir(parents=True, exist_ok=True)
@@ -97,7 +99,7 @@ def start_daemon(
     addresses = listen or [f"unix://{sock}"]
     config_path.write_text(
         f"listen: {json.dumps(addresses)}\npolicies: {policies}\n"
-        "reload: {debounce: 50ms, interval: 2s}\n"
+        f"reload: {reload}\n"
         "server: {drain: 2s}\n" + config
     )
     log = tmp / "daemon.log"
@@ -108,7 +110,7 @@ def start_daemon(
         env=env,
     )
     daemon = Daemon(process, sock, log, config_path)
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + ready_timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"pullgate serve exited {process.returncode}: {log.read_text()}")
