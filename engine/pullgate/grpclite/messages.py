@@ -6,7 +6,9 @@ Importing the protobuf runtime costs ~20 ms on every pull; these few fields do n
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+# Not typing.TYPE_CHECKING: importing typing costs ~5 ms on every pull. Type checkers treat
+# any TYPE_CHECKING as true.
+TYPE_CHECKING = False
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
