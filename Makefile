@@ -41,11 +41,10 @@ proto: $(VENV)/.installed
 	$(BIN)/python -m grpc_tools.protoc -Iproto --python_out=engine --pyi_out=engine \
 		--grpc_python_out=engine proto/pullgate/v1/verifier.proto
 
+# Every benchmark (under 10 minutes); writes bench/results/latest.md. docs/performance.md.
 bench: $(VENV)/.installed
-	$(BIN)/python bench/judgement.py
-	$(BIN)/python bench/containerd_exec.py
-	$(BIN)/python bench/verify.py
-	$(BIN)/python bench/notation.py
+	scripts/debian-deps
+	$(BIN)/python bench/run.py
 
 clean:
 	rm -rf $(VENV) run .pytest_cache .mypy_cache .ruff_cache
