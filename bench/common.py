@@ -31,6 +31,31 @@ def for_seconds(fn: Callable[[], object], seconds: float, warmup: int = 20) -> l
     return out
 
 
+def profile(fn: Callable[[], object], seconds: float, title: str, top: int = 20) -> None:
+    """Call ``fn()`` for ``seconds`` under pyinstrument and print where the time went.
+
+    pyinstrument is not a pullgate dependency: ``.venv/bin/pip install pyinstrument``."""
+    try:
+        from pyinstrument import Profiler
+    except ImportError:
+        print(f"profile of {title}: skipped; .venv/bin/pip install pyinstrument")
+        return
+    profiler = Profiler(interval=0.0002)
+    profiler.start()
+    deadline = time.perf_counter() + seconds
+    calls = 0
+    while time.perf_counter() < deadline:
+        fn()
+        calls += 1
+    profiler.stop()
+    print(f"--- profile of {title}: {calls} calls in {seconds:g} s (pyinstrument)")
+    text = profiler.output_text(time="percent_of_total", flat=True, flat_time="self")
+    lines = [line for line in text.splitlines() if line.strip()]
+    body = [line for line in lines if "%" in line][:top]
+    print("self time, share of the total, by function:")
+    print("\n".join(body))
+
+
 def p50_p99(samples: list[float]) -> tuple[float, float]:
     """Median and 99th percentile, in milliseconds."""
     ordered = sorted(samples)

@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from common import p50_p99, timed
+from common import p50_p99, profile, timed
 from lab.registry import start_registry
 from lab.sigstore import Cosign, cosign_binary
 from lab.skopeo import Skopeo, skopeo_command, write_sigstore_policy
@@ -55,6 +55,7 @@ def start_skopeo(root: Path) -> tuple[Skopeo | None, str]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=40)
+    parser.add_argument("--profile", action="store_true", help="profile the cold verification")
     args = parser.parse_args()
     peer_runs = max(10, args.runs // 4)
     skopeo_peer: list[float] | None = None
@@ -115,6 +116,12 @@ def main() -> int:
                 lambda: CosignVerifier(fresh_client()).verify(authority, target), args.runs
             )
             warm = timed(lambda: cache.verify(authority, target), args.runs * 50)
+            if args.profile:
+                profile(
+                    lambda: verifier.verify(authority, target),
+                    5,
+                    "pullgate cold verification (pooled connections)",
+                )
         finally:
             registry.stop()
     base = p50_p99(peer)[0]
