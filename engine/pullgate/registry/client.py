@@ -23,9 +23,18 @@ from typing import Any
 
 from .. import __version__
 from ..reference import DIGEST_HEX_LENGTHS, ImageRef, InvalidReference, parse_digest
+from .budget import Budget, current_budget
 from .challenges import Challenge, parse_challenges
 from .credentials import DOCKER_HUB, Credentials, CredentialStore
-from .errors import BadReference, BadResponse, DigestMismatch, NotFound, TooLarge, Unauthorized
+from .errors import (
+    BadReference,
+    BadResponse,
+    DigestMismatch,
+    NotFound,
+    TooLarge,
+    Unauthorized,
+    Unreachable,
+)
 from .transport import Response, Transport, Urllib3Transport, _display_url
 
 __all__ = [
@@ -69,6 +78,8 @@ _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 _FIRST_BACKOFF = 0.5
 """Wait before the first retry when the registry sends no ``Retry-After``; doubles each time."""
 _USER_AGENT = f"pullgate/{__version__}"
+_GENERIC_TYPES = frozenset({"application/json", "application/octet-stream"})
+"""Content-Types some registries serve manifests with; the document's own mediaType decides."""
 
 # A bearer token goes into a header: printable ASCII without spaces (RFC 6750 b64token and JWTs).
 _BEARER_RE = re.compile(r"[!-~]+")
@@ -119,7 +130,8 @@ class RegistryClient:
     HTTP. Credentials and tokens are only ever sent over HTTPS, or over HTTP to an insecure or
     loopback host, and never to a redirect target on another host. Each request is retried
     ``retries`` times on 429/500/502/503/504, waiting as ``Retry-After`` says (or 0.5 s, 1 s, ...)
-    but never longer than ``timeout``.
+    but never longer than ``timeout``. Inside :func:`~.budget.registry_budget` (one
+    verification) ``timeout`` bounds all the requests, retries and waits together.
     """
 
     def __init__(
@@ -132,6 +144,7 @@ class RegistryClient:
         retries: int = 2,
         max_manifest_bytes: int = 4 << 20,
         max_blob_bytes: int = 4 << 20,
+        bound_names: Mapping[str, str] | None = None,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -148,6 +161,8 @@ class RegistryClient:
         self.retries = retries
         self.max_manifest_bytes = max_manifest_bytes
         self.max_blob_bytes = max_blob_bytes
+        # What users call the bounds in messages (the daemon: its config keys).
+        self.bound_names = dict(bound_names or {})
         self._sleep = sleep
         self._clock = clock
         self._lock = threading.Lock()
@@ -196,6 +211,7 @@ class RegistryClient:
         if media_type not in accept:
             raise BadResponse(
                 f"{what} is of type {media_type!r}, not one of the accepted {', '.join(accept)}"
+                + (" (its Content-Type)" if not doc.get("mediaType") else "")
             )
         return Manifest(media_type, _sha256(body), body)
 
@@ -336,6 +352,14 @@ class RegistryClient:
         if resp.status == 200:
             return
         detail = _error_detail(resp)
+        other = urllib.parse.urlsplit(resp.url).netloc.lower()
+        if resp.status != 404 and other != self._api_host(registry).lower():
+            # A storage redirect: the other host's refusal is not the registry's.
+            raise BadResponse(
+                f"{what}: the registry redirected the request to another host, {other}, which "
+                f"answered HTTP {resp.status}{detail}; the registry's storage is misconfigured "
+                "or refuses this node"
+            )
         if resp.status == 404:
             raise NotFound(f"{what} not found{detail}; check the repository, tag or digest")
         if resp.status in (401, 403):
@@ -383,9 +407,11 @@ class RegistryClient:
             authorization, auth = self._answer(registry, repository, resp, authorization, what)
             resp = self._send(method, url, headers, authorization, max_bytes, what)
         except TooLarge as exc:
+            name = self.bound_names.get(bound_name, bound_name)
+            advice = f"; raise {name} if this is legitimate" if name != bound_name else ""
             raise TooLarge(
-                f"{what} is larger than {bound_name}={max_bytes} bytes; it was not downloaded "
-                f"({exc.reason})"
+                f"{what} is larger than {name}={max_bytes} bytes; it was not downloaded "
+                f"({exc.reason}){advice}"
             ) from None
         if resp.status == 401 and self._same_host(resp.url, url):
             self._forget(registry)
@@ -570,13 +596,20 @@ class RegistryClient:
     ) -> Response:
         """``_follow`` with bounded retries on 429 and 5xx gateway errors."""
         attempts = self.retries + 1
+        budget = current_budget()
+        stopped = ""
         for attempt in range(attempts):
-            resp = self._follow(method, url, headers, authorization, max_bytes)
+            resp = self._follow(method, url, headers, authorization, max_bytes, what)
             if resp.status not in _RETRY_STATUSES:
                 return resp
             if attempt + 1 == attempts:
                 break
             wait = self._retry_wait(resp, attempt)
+            if budget is not None and wait >= budget.remaining():
+                attempts = attempt + 1
+                asked = " (as Retry-After asked)" if resp.headers.get("retry-after") else ""
+                stopped = f"; {budget.gave_up()}: the next try was due in {wait:g} s{asked}"
+                break
             log.info(
                 "%s: %s answered %d; retry %d of %d in %.2f s",
                 what,
@@ -593,10 +626,45 @@ class RegistryClient:
             if resp.status == 429
             else "the registry is failing; try again later"
         )
+        tries = f"all {attempts} attempts" if not stopped else f"{attempts} attempt(s)"
+        # The host alone when it answered the URL asked for (``what`` names that already).
+        where = self._host_of(url) if resp.url == url else _display_url(resp.url)
+        label = " (rate-limited)" if resp.status == 429 else ""  # said early: reasons get clipped
         raise BadResponse(
-            f"{what}: {_display_url(resp.url)} answered {resp.status}{_error_detail(resp)} to all "
-            f"{attempts} attempts; {advice}"
+            f"{what}: {where} answered {resp.status}{label}{_error_detail(resp)} to {tries}"
+            f"{stopped}; {advice}"
         )
+
+    def _request(
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        max_bytes: int,
+        what: str,
+        origin: str,
+        budget: Budget | None,
+    ) -> Response:
+        """One exchange through the transport, in the time the budget leaves (if any); network
+        failures are said in terms of ``what`` was fetched."""
+        timeout = self.timeout
+        if budget is not None:
+            timeout = min(timeout, budget.remaining())
+            if timeout <= 0:
+                raise Unreachable(f"{what}: {budget.gave_up()}, before it was fetched")
+        try:
+            return self.transport.request(
+                method, url, headers, timeout=timeout, max_bytes=max_bytes
+            )
+        except Unreachable as exc:
+            host = urllib.parse.urlsplit(url).netloc.lower()
+            where = f" (redirected to {host})" if host != origin else ""
+            spent = (
+                f"{budget.gave_up()}: "
+                if budget is not None and budget.remaining() <= 0.05 * budget.seconds
+                else ""
+            )
+            raise Unreachable(f"{what}{where}: {spent}{exc.reason}") from None
 
     def _retry_wait(self, resp: Response, attempt: int) -> float:
         wait = _retry_after(resp.headers.get("retry-after", ""))
@@ -611,10 +679,12 @@ class RegistryClient:
         headers: Mapping[str, str],
         authorization: str | None,
         max_bytes: int,
+        what: str,
     ) -> Response:
         """One request, following up to ``MAX_REDIRECTS`` redirects. ``authorization`` goes only
         to the first host, and only while it may carry credentials; once dropped it stays
         dropped."""
+        budget = current_budget()
         origin = urllib.parse.urlsplit(url).netloc.lower()
         seen = {url}
         for hop in range(MAX_REDIRECTS + 1):
@@ -627,9 +697,7 @@ class RegistryClient:
                     sent["Authorization"] = authorization
                 else:
                     authorization = None
-            resp = self.transport.request(
-                method, url, sent, timeout=self.timeout, max_bytes=max_bytes
-            )
+            resp = self._request(method, url, sent, max_bytes, what, origin, budget)
             log.debug("%s %s -> %d", method, _display_url(url), resp.status)
             if resp.status not in _REDIRECT_STATUSES:
                 return resp
@@ -646,7 +714,7 @@ class RegistryClient:
                 )
             if target in seen:
                 raise BadResponse(
-                    f"{method} {_display_url(url)}: redirect loop back to "
+                    f"{what}: redirect loop: {method} {_display_url(url)} redirects back to "
                     f"{_display_url(target)}; the registry or its storage is misconfigured"
                 )
             if hop == MAX_REDIRECTS:
@@ -656,8 +724,8 @@ class RegistryClient:
                 method = "GET"
             url = target
         raise BadResponse(
-            f"more than {MAX_REDIRECTS} redirects, last to {_display_url(url)}; the registry or "
-            "its storage is misconfigured"
+            f"{what}: more than {MAX_REDIRECTS} redirects (too many redirects), last to "
+            f"{_display_url(url)}; the registry or its storage is misconfigured"
         )
 
     # - hosts -
@@ -679,6 +747,10 @@ class RegistryClient:
         if parts.scheme == "https":
             return True
         return self._is_insecure(parts.netloc) or _is_loopback(parts.hostname or "")
+
+    @staticmethod
+    def _host_of(url: str) -> str:
+        return urllib.parse.urlsplit(url).netloc.lower()
 
     @staticmethod
     def _same_host(a: str, b: str) -> bool:
@@ -745,6 +817,13 @@ def _media_type(doc: Mapping[str, Any], resp: Response, what: str) -> str:
     if declared is not None and not isinstance(declared, str):
         raise BadResponse(f"{what}: mediaType is not a string")
     served = resp.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if declared and served and served != declared.lower() and served not in _GENERIC_TYPES:
+        # containerd goes by the Content-Type: a manifest served as another type is refused.
+        raise BadResponse(
+            f"{what} was served with Content-Type {served!r}, but the document says it is a "
+            f"{declared}; something other than the registry (a proxy or portal) may have "
+            "answered, or the registry is misconfigured"
+        )
     if declared:
         return declared
     if served:

@@ -13,7 +13,9 @@ and oversized bodies on demand.
 
 from __future__ import annotations
 
+import http.client
 import logging
+import time
 import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -72,10 +74,11 @@ class Urllib3Transport:
     requests to the same host, TLS is verified against the system CA bundle, and urllib3's own
     retries and redirects are off.
 
-    ``timeout`` applies to connecting and to each read from the socket, so a registry that
-    accepts and then stalls is cut off after ``timeout`` seconds of silence. A request that
-    fails because the server dropped the connection before answering is sent once more on a
-    fresh connection: with keep-alive, a registry may close an idle pooled connection just as a
+    ``timeout`` bounds the whole exchange: connecting, waiting for the headers and reading the
+    body together, so a registry that accepts and then stalls, or sends a byte now and then,
+    is cut off after ``timeout`` seconds. A request that fails because the server dropped the
+    connection before answering is sent once more on a fresh connection, within the same
+    ``timeout``: with keep-alive, a registry may close an idle pooled connection just as a
     request goes out (only GET and HEAD are sent here, so repeating one is safe).
     """
 
@@ -93,32 +96,42 @@ class Urllib3Transport:
     ) -> Response:
         where = _display_url(url)
         host = urllib.parse.urlsplit(url).netloc
+        started = time.monotonic()
+        wait = timeout
         for attempt in (1, 2):
             try:
                 resp = self._pool.request(
                     method,
                     url,
                     headers=dict(headers),
-                    timeout=urllib3.Timeout(connect=timeout, read=timeout),
+                    # total: connecting and waiting for the headers share ``wait``
+                    timeout=urllib3.Timeout(connect=wait, read=wait, total=wait),
                     redirect=False,
                     retries=False,
                     preload_content=False,
                 )
                 break
             except urllib3.exceptions.ProtocolError as exc:
-                if attempt == 2:
+                # Sent again only within the same ``timeout``: the two tries share it.
+                wait = timeout - (time.monotonic() - started)
+                if attempt == 2 or wait <= 0:
                     raise _unreachable(exc, host, where, timeout) from None
                 log.debug("%s %s: connection dropped before an answer; once more", method, where)
             except urllib3.exceptions.HTTPError as exc:
                 raise _unreachable(exc, host, where, timeout) from None
         complete = False
+        deadline = started + timeout
         try:
-            body = b"" if method == "HEAD" else self._read(resp, method, where, max_bytes)
+            body = b"" if method == "HEAD" else self._read(resp, method, where, max_bytes, deadline)
             complete = True
         except urllib3.exceptions.DecodeError:
             raise BadResponse(
                 f"{method} {where}: the body could not be decoded with its Content-Encoding"
             ) from None
+        except urllib3.exceptions.ReadTimeoutError as exc:
+            if time.monotonic() < deadline:
+                raise _unreachable(exc, host, where, timeout) from None
+            raise _too_slow(host, timeout) from None
         except urllib3.exceptions.HTTPError as exc:
             raise _unreachable(exc, host, where, timeout) from None
         finally:
@@ -129,8 +142,14 @@ class Urllib3Transport:
         return Response(resp.status, {k.lower(): resp.headers[k] for k in resp.headers}, body, url)
 
     @staticmethod
-    def _read(resp: urllib3.BaseHTTPResponse, method: str, where: str, max_bytes: int) -> bytes:
-        """The whole body, or TooLarge as soon as it is known to exceed ``max_bytes``."""
+    def _read(
+        resp: urllib3.BaseHTTPResponse, method: str, where: str, max_bytes: int, deadline: float
+    ) -> bytes:
+        """The whole body, or TooLarge as soon as it is known to exceed ``max_bytes``.
+
+        Read as it arrives, and only until ``deadline``: a registry that sends a byte now and
+        then is cut off there, though no single read from the socket times out.
+        """
         length = resp.headers.get("content-length", "")
         if length.isdigit() and int(length) > max_bytes:
             raise TooLarge(
@@ -139,7 +158,16 @@ class Urllib3Transport:
             )
         chunks: list[bytes] = []
         size = 0
-        for chunk in resp.stream(_CHUNK, decode_content=True):
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise urllib3.exceptions.ReadTimeoutError(None, where, "body deadline")  # type: ignore[arg-type]
+            sock = getattr(resp.connection, "sock", None)
+            if sock is not None:
+                sock.settimeout(left)  # the next read waits no longer than the deadline
+            chunk = resp.read1(_CHUNK, decode_content=True)
+            if not chunk:
+                break
             size += len(chunk)
             if size > max_bytes:
                 raise TooLarge(
@@ -154,41 +182,79 @@ def _unreachable(
 ) -> Unreachable:
     """Say which network failure happened, in words an operator can act on.
 
-    The order matters: urllib3 derives NameResolutionError from NewConnectionError, and that from
-    ConnectTimeoutError, so a refused connection is also a "ConnectTimeoutError".
+    The reason names the host but not ``where`` (the URL): the registry client puts what it
+    was fetching in front. The order matters: urllib3 derives NameResolutionError from
+    NewConnectionError, and that from ConnectTimeoutError, so a refused connection is also a
+    "ConnectTimeoutError".
     """
+    log.debug("%s: %s", where, type(exc).__name__)
     if isinstance(exc, urllib3.exceptions.NameResolutionError):
         return Unreachable(
-            f"cannot resolve the host name of {host} (DNS) for {where}; check the registry name "
-            "and the node's DNS"
+            f"cannot resolve the host name of {host} (DNS); check the registry name and the "
+            "node's DNS"
         )
     if isinstance(exc, urllib3.exceptions.NewConnectionError):
         return Unreachable(
-            f"cannot connect to {host} for {where}: {_os_error_text(exc)}; check that the "
-            "registry is running and the host and port are right"
+            f"cannot connect to {host}: {_os_error_text(exc)}; check that the registry is "
+            "running and the host and port are right"
         )
     if isinstance(exc, urllib3.exceptions.ConnectTimeoutError):
         return Unreachable(
-            f"connecting to {host} timed out (connect timeout {timeout:g} s) for {where}; check "
-            "that the registry is up and reachable from this node"
+            f"connecting to {host} timed out (connect timeout {timeout:.3g} s); check that the "
+            "registry is up and reachable from this node"
         )
     if isinstance(exc, urllib3.exceptions.ReadTimeoutError):
         return Unreachable(
-            f"{host} accepted the connection but sent nothing for {timeout:g} s (read timeout "
-            f"{timeout:g} s) on {where}; the registry is stalled or overloaded, or raise the "
+            f"{host} accepted the connection but sent nothing for {timeout:.3g} s: timed out "
+            f"(read timeout {timeout:.3g} s); the registry is stalled or overloaded, or raise the "
             "timeout"
         )
     if isinstance(exc, urllib3.exceptions.SSLError):
         return Unreachable(
-            f"TLS with {host} failed for {where}: {_os_error_text(exc)}; if the registry serves "
-            "plain HTTP, list it as insecure, or install its CA in the system trust store"
+            f"TLS with {host} failed: {_os_error_text(exc)}; if the registry serves plain "
+            "HTTP, list it as insecure, or install its CA in the system trust store"
         )
     if isinstance(exc, urllib3.exceptions.ProtocolError):
+        cause = _cause(exc)
+        if isinstance(cause, http.client.IncompleteRead):
+            got, missing = _incomplete(cause)
+            return Unreachable(
+                f"{host} closed the connection after {got} bytes of the body, {missing} bytes "
+                "short of its Content-Length: the body is truncated (incomplete); the registry "
+                "or a proxy cut it off"
+            )
+        if isinstance(cause, http.client.RemoteDisconnected):
+            return Unreachable(
+                f"the connection to {host} broke: closed without an answer; the registry or a "
+                "proxy in between dropped the request"
+            )
         return Unreachable(
-            f"the connection to {host} broke during {where}: {_os_error_text(exc)}; "
-            "the registry or a proxy closed it"
+            f"the connection to {host} broke: {_os_error_text(exc)}; the registry or a proxy "
+            "closed it"
         )
-    return Unreachable(f"request to {host} failed for {where}: {type(exc).__name__}")
+    return Unreachable(f"request to {host} failed: {type(exc).__name__}")
+
+
+def _too_slow(host: str, timeout: float) -> Unreachable:
+    return Unreachable(
+        f"{host} was still sending the body after {timeout:.3g} s: timed out (each request "
+        "gets the timeout in all); the registry or the network is too slow, or raise the timeout"
+    )
+
+
+def _cause(exc: urllib3.exceptions.ProtocolError) -> BaseException | None:
+    """What broke the connection: urllib3 passes it as the second argument."""
+    for arg in exc.args[1:]:
+        if isinstance(arg, BaseException):
+            return arg
+    return exc.__cause__ or exc.__context__
+
+
+def _incomplete(exc: http.client.IncompleteRead) -> tuple[int, int]:
+    """(bytes received, bytes missing) of a body cut short."""
+    partial = exc.partial if isinstance(exc.partial, int) else len(exc.partial)
+    expected = exc.expected if isinstance(exc.expected, int) else 0
+    return partial, expected
 
 
 def _os_error_text(exc: BaseException) -> str:
