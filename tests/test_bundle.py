@@ -862,11 +862,11 @@ def test_verifier_examines_at_most_max_signatures() -> None:
         registry.attach(data + b" " * i)
     evidence = run(registry, OTHER, max_signatures=2)
     assert evidence.error.startswith(
-        f"none of the 3 Sigstore bundles attached to {REGISTRY}/{REPOSITORY}@{OTHER} verified: "
-        "bundle sha256:"
+        "the image has 3 Sigstore bundles, more than limits.signaturesPerImage (2): only the "
+        "first 2 were examined and 1 were not; raise limits.signaturesPerImage if a valid one "
+        "may be among them; none of the 2 examined verified: bundle sha256:"
     )
     assert evidence.error.count(f"the bundle signs {signed}, not the image digest") == 2
-    assert evidence.error.endswith("; 1 more bundle(s) not examined (max_signatures is 2)")
     assert sum(1 for method, _ in registry.calls if method == "blob") == 2
 
 
@@ -875,13 +875,19 @@ def test_verifier_bundle_size_is_bounded() -> None:
     registry = FakeRegistry()
     registry.attach(data)
     evidence = run(registry, digest, max_bundle_bytes=100)
-    assert evidence.error.endswith(f"the bundle is {len(data)} bytes, over the limit of 100")
+    assert evidence.error.endswith(
+        f"the bundle is {len(data)} bytes, more than limits.envelopeBytes (100 bytes); "
+        "raise limits.envelopeBytes if this is legitimate"
+    )
     assert not any(method == "blob" for method, _ in registry.calls)
     # A descriptor that understates the size: the registry client's bound still holds.
     registry = FakeRegistry()
     registry.attach(data, size=10)
     evidence = run(registry, digest, max_bundle_bytes=100)
-    assert evidence.error.endswith("is over 100 bytes")
+    assert evidence.error.endswith(
+        "the bundle is larger than limits.envelopeBytes (100 bytes); "
+        "raise limits.envelopeBytes if this is legitimate"
+    )
 
 
 def test_verifier_referrer_without_bundle_layer() -> None:

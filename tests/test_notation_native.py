@@ -1219,9 +1219,10 @@ def test_layout_multiple_signatures(registry, client, pushed, reverse: bool) -> 
     if reverse:  # the CLI: multi-sig-invalid-first-max1
         assert not ev.verified
         assert ev.error == (
-            f"none of the 2 Notation signatures of {registry.host}/{repo}@{E2E_IMAGE} verified: "
-            f"{CLI_EXPIRED_SIG} (signature sha256:3829708badae…); "
-            "1 more signature(s) not examined (at most 1)"
+            "the image has 2 Notation signatures, more than limits.signaturesPerImage (1): only "
+            "the first 1 were examined and 1 were not; raise limits.signaturesPerImage if a "
+            "valid one may be among them; none of the 1 examined verified: "
+            f"{CLI_EXPIRED_SIG} (signature sha256:3829708badae…)"
         )
     else:
         assert ev.verified
@@ -1351,7 +1352,7 @@ def test_oversized_envelope_is_not_fetched(registry, client, e2e_key, e2e_cert) 
     verifier = NotationNativeVerifier(client, max_envelope_bytes=100)
     ev = verifier.verify(authority(e2e_store()), target(registry, repo))
     assert not ev.verified
-    assert "more than the 100 allowed" in ev.error
+    assert "bytes, more than limits.envelopeBytes (100 bytes)" in ev.error
 
 
 def test_skip_level_never_verifies(registry, client, pushed) -> None:

@@ -919,7 +919,8 @@ BAD = [
         "file-over-1-mib",
         policy() + "#" + "x" * MAX_FILE_BYTES + "\n",
         "policies/p.yaml:1:1",
-        "file is larger than 1048576 bytes; split it",
+        "more than limits.policyFileBytes (1048576 bytes); split it into several files, "
+        "or raise limits.policyFileBytes",
     ),
     bad(
         "file-not-utf8",

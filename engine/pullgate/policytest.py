@@ -14,6 +14,7 @@ from .cel import DEFAULT_ENGINE
 from .decide import DEFAULT_OPTIONS, Decider, Options
 from .evidence import Evidence, Target
 from .judgement import Judgement
+from .limits import DEFAULT_LIMITS, Limits
 from .policy import Authority, Issue, Mark, PolicyLoadError, PolicyTest, TestCase
 from .request import InvalidRequest
 from .rules import CompiledPolicySet, load_policies
@@ -96,13 +97,14 @@ def run_policy_tests(
     display: str | None = None,
     options: Options = DEFAULT_OPTIONS,
     engine: str = DEFAULT_ENGINE,
+    limits: Limits = DEFAULT_LIMITS,
 ) -> list[CaseResult]:
     """Load ``root`` (policies and tests) and run every test case in it on the CEL ``engine``.
 
     Raises PolicyLoadError when ``root`` or a directory a test names does not load.
     """
     shown = display if display is not None else root
-    here = load_policies(root, display=shown, require_policies=False, engine=engine)
+    here = load_policies(root, display=shown, require_policies=False, engine=engine, limits=limits)
     compiled: dict[str, CompiledPolicySet] = {}
 
     def policies_for(test: PolicyTest) -> CompiledPolicySet:
@@ -116,7 +118,7 @@ def run_policy_tests(
         rel_dir = os.path.dirname(os.path.relpath(test.mark.file, shown))
         path = os.path.normpath(os.path.join(root, rel_dir, test.policies))
         if path not in compiled:
-            compiled[path] = load_policies(path, engine=engine)
+            compiled[path] = load_policies(path, engine=engine, limits=limits)
         return compiled[path]
 
     results = []

@@ -43,6 +43,7 @@ from .context import (
 )
 from .globs import Glob
 from .index import PrefixIndex
+from .limits import DEFAULT_LIMITS, Limits, over_limit
 from .policy import (
     Expr,
     ImagePolicy,
@@ -176,9 +177,12 @@ def _probe(program: Program, samples: Sequence[Any], engine: Engine) -> str:
 
 
 class _Compiler:
-    def __init__(self, cache: ProgramCache, engine: Engine) -> None:
+    def __init__(
+        self, cache: ProgramCache, engine: Engine, max_expression: int | None = None
+    ) -> None:
         self.cache = cache
         self.engine = engine
+        self.max_expression = max_expression or DEFAULT_LIMITS.expression_length
         self.issues: list[Issue] = []
 
     def program(
@@ -199,6 +203,12 @@ class _Compiler:
                 raise CompileError([CelIssue(problem, positioned=False)])
             return program
 
+        if len(expr.text) > self.max_expression:
+            found = f"{what} is {len(expr.text)} characters long"
+            fix = "split it into several rules"
+            message = over_limit(found, self.max_expression, "expressionLength", "characters", fix)
+            self.issues.append(Issue(expr.mark, message))
+            return None
         try:
             return self.cache.get((self.engine.name, expr.text, key), build)
         except CompileError as exc:
@@ -261,11 +271,16 @@ class _Compiler:
 
 
 def compile_policy_set(
-    policy_set: PolicySet, *, cache: ProgramCache | None = None, engine: str = DEFAULT_ENGINE
+    policy_set: PolicySet,
+    *,
+    cache: ProgramCache | None = None,
+    engine: str = DEFAULT_ENGINE,
+    limits: Limits = DEFAULT_LIMITS,
 ) -> CompiledPolicySet:
     """Compile every policy of a loaded set for the CEL ``engine`` named; raise
-    PolicyLoadError with every issue found."""
-    compiler = _Compiler(cache or _DEFAULT_CACHE, engine_named(engine))
+    PolicyLoadError with every issue found. Expressions longer than
+    ``limits.expression_length`` are refused."""
+    compiler = _Compiler(cache or _DEFAULT_CACHE, engine_named(engine), limits.expression_length)
     compiled = [compiler.policy(p, policy_set.revision) for p in policy_set.policies]
     if compiler.issues:
         raise PolicyLoadError(compiler.issues)
@@ -293,18 +308,26 @@ def load_policies(
     require_policies: bool = True,
     engine: str = DEFAULT_ENGINE,
     parse_cache: ParseCache | None = None,
+    limits: Limits = DEFAULT_LIMITS,
 ) -> CompiledPolicySet:
     """Load and compile a policy directory for the CEL ``engine`` named, reporting every
-    issue of both stages at once. The caches let a reload redo only what changed."""
+    issue of both stages at once. The caches let a reload redo only what changed; ``limits``
+    bounds file sizes, documents per file and expression lengths."""
     try:
         policy_set = load_policy_dir(
-            root, display=display, require_policies=require_policies, cache=parse_cache
+            root,
+            display=display,
+            require_policies=require_policies,
+            cache=parse_cache,
+            limits=limits,
         )
     except PolicyLoadError as exc:
-        compiler = _Compiler(cache or _DEFAULT_CACHE, engine_named(engine))
+        compiler = _Compiler(
+            cache or _DEFAULT_CACHE, engine_named(engine), limits.expression_length
+        )
         for i, policy in enumerate(exc.partial):
             compiler.policy(policy, "", complete=i < exc.complete)
         if not compiler.issues:
             raise
         raise PolicyLoadError([*exc.issues, *compiler.issues]) from None
-    return compile_policy_set(policy_set, cache=cache, engine=engine)
+    return compile_policy_set(policy_set, cache=cache, engine=engine, limits=limits)

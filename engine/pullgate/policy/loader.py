@@ -14,6 +14,7 @@ import threading
 from collections import OrderedDict
 from pathlib import Path
 
+from ..limits import DEFAULT_LIMITS, Limits, over_limit
 from .errors import Issue, Mark, PolicyLoadError
 from .model import ImagePolicy, PolicySet, PolicyTest
 from .schema import Document, read_document
@@ -21,7 +22,7 @@ from .source import parse_documents
 
 __all__ = ["MAX_FILE_BYTES", "ParseCache", "fingerprint", "load_policy_dir"]
 
-MAX_FILE_BYTES = 1 << 20
+MAX_FILE_BYTES = DEFAULT_LIMITS.policy_file_bytes  # limits.policyFileBytes' default
 _SUFFIXES = (".yaml", ".yml")
 
 
@@ -89,9 +90,10 @@ class _FileRefs:
     ConfigMap) are read where they are.
     """
 
-    def __init__(self, root: Path, issues: list[Issue]) -> None:
+    def __init__(self, root: Path, issues: list[Issue], max_bytes: int = MAX_FILE_BYTES) -> None:
         self.root = root
         self.issues = issues
+        self.max_bytes = max_bytes
         self.seen: dict[str, bytes] = {}
         self.calls: list[str] = []
 
@@ -99,17 +101,25 @@ class _FileRefs:
         self.calls.append(name)
         path = Path(name) if os.path.isabs(name) else self.root / name
         try:
-            with open(path, "rb") as f:
-                data = f.read(MAX_FILE_BYTES + 1)
+            data, size = _read_bounded(path, self.max_bytes)
         except OSError as exc:
             self.issues.append(Issue(mark, f"cannot read {name!r}: {exc.strerror}"))
             return None
-        if len(data) > MAX_FILE_BYTES:
-            self.issues.append(Issue(mark, f"{name!r} is larger than {MAX_FILE_BYTES} bytes"))
+        if len(data) > self.max_bytes:
+            found = f"{name!r} is {size} bytes"
+            self.issues.append(Issue(mark, over_limit(found, self.max_bytes, "policyFileBytes")))
             return None
         absolute = str(path.absolute())
         self.seen[absolute] = data
         return data, absolute
+
+
+def _read_bounded(path: str | os.PathLike[str], max_bytes: int) -> tuple[bytes, int]:
+    """At most ``max_bytes + 1`` bytes of the file, and its size (to say how much over)."""
+    with open(path, "rb") as f:
+        data = f.read(max_bytes + 1)
+        size = os.fstat(f.fileno()).st_size if len(data) > max_bytes else len(data)
+    return data, max(size, len(data))
 
 
 class ParseCache:
@@ -143,11 +153,19 @@ class ParseCache:
 
 
 def _parse_file(
-    text: str, display_path: str, refs: _FileRefs
+    text: str, display_path: str, refs: _FileRefs, max_documents: int
 ) -> tuple[list[tuple[Document | None, list[Issue]]], list[Issue], bool]:
     """(each document's model and issues, the file's syntax issues, whether it read a file)."""
     read_before = len(refs.calls)
     docs, syntax = parse_documents(text, display_path)
+    if len(docs) > max_documents:
+        found = f"the file has {len(docs)} YAML documents"
+        fix = "split it into several files"
+        issue = Issue(
+            docs[max_documents].mark,
+            over_limit(found, max_documents, "documentsPerFile", "documents", fix),
+        )
+        return [], [*syntax, issue], False
     models = [read_document(doc, refs) for doc in docs]
     return models, syntax, len(refs.calls) > read_before
 
@@ -189,9 +207,10 @@ def load_policy_dir(
     display: str | None = None,
     require_policies: bool = True,
     cache: ParseCache | None = None,
+    limits: Limits = DEFAULT_LIMITS,
 ) -> PolicySet:
     """Load and validate every document below ``root``; with a ``cache``, files whose content
-    it has seen are not parsed again.
+    it has seen are not parsed again. ``limits`` bounds file sizes and documents per file.
 
     Raises :class:`PolicyLoadError` with every issue when anything is wrong, including a
     directory without any ``ImagePolicy`` (unless ``require_policies`` is false).
@@ -203,7 +222,8 @@ def load_policy_dir(
         raise PolicyLoadError([Issue(Mark(shown, 1, 1), f"policy directory {what}")])
     issues: list[Issue] = []
     files = _scan(root_path, shown, issues)
-    refs = _FileRefs(root_path, issues)
+    refs = _FileRefs(root_path, issues, limits.policy_file_bytes)
+    max_bytes = limits.policy_file_bytes
     contents: list[tuple[str, bytes]] = []
     policies: list[ImagePolicy] = []
     tests: list[PolicyTest] = []
@@ -212,18 +232,15 @@ def load_policy_dir(
 
     for display_path, real in files:
         try:
-            with open(real, "rb") as f:
-                data = f.read(MAX_FILE_BYTES + 1)
+            data, size = _read_bounded(real, max_bytes)
         except OSError as exc:
             issues.append(Issue(Mark(display_path, 1, 1), f"cannot read: {exc.strerror}"))
             continue
-        if len(data) > MAX_FILE_BYTES:
-            issues.append(
-                Issue(
-                    Mark(display_path, 1, 1),
-                    f"file is larger than {MAX_FILE_BYTES} bytes; split it",
-                )
-            )
+        if len(data) > max_bytes:
+            got = f"the file is {size} bytes"
+            fix = "split it into several files"
+            message = over_limit(got, max_bytes, "policyFileBytes", fix=fix)
+            issues.append(Issue(Mark(display_path, 1, 1), message))
             continue
         contents.append((display_path, data))
         try:
@@ -239,7 +256,9 @@ def load_policy_dir(
         if cached is not None:
             models: list[tuple[Document | None, list[Issue]]] = [(m, []) for m in cached]
         else:
-            models, syntax, read_files = _parse_file(text, display_path, refs)
+            models, syntax, read_files = _parse_file(
+                text, display_path, refs, limits.documents_per_file
+            )
             issues.extend(syntax)
             clean = not syntax and all(m is not None and not f for m, f in models)
             if cache is not None and clean and not read_files:

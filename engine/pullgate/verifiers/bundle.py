@@ -33,8 +33,9 @@ from sigstore.verify import Verifier
 from sigstore_models.common.v1 import HashAlgorithm
 
 from ..evidence import Evidence, Signature, Target
+from ..limits import not_examined, too_large
 from ..policy import Authority, KeylessAuthority
-from ..registry import RegistryError
+from ..registry import RegistryError, TooLarge
 from ..trust import TrustRoot, TrustRootError, load_root
 from .identity import describe, mismatch
 
@@ -169,7 +170,7 @@ def _has_sct(cert: x509.Certificate) -> bool:
 def _parse(data: bytes) -> Bundle:
     try:
         doc = json.loads(data)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise _fail(f"not a usable Sigstore bundle: not JSON: {exc}") from None
     material = doc.get("verificationMaterial") if isinstance(doc, dict) else None
     if isinstance(material, dict) and "publicKey" in material:
@@ -200,7 +201,7 @@ def _check_statement(payload_type: str, payload: bytes, hex_digest: str, digest:
         )
     try:
         statement = json.loads(payload)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise _fail(f"the DSSE payload is not JSON: {exc}") from None
     if not isinstance(statement, dict):
         raise _fail("the in-toto statement is not a JSON object")
@@ -400,10 +401,14 @@ class BundleVerifier:
                 problems.append(_one_line(f"{label}: {type(exc).__name__}: {exc}"))
         if signatures:
             return Evidence(signatures=tuple(signatures))
-        skipped = len(bundles) - self.max_signatures
-        if skipped > 0:
-            problems.append(
-                f"{skipped} more bundle(s) not examined (max_signatures is {self.max_signatures})"
+        if len(bundles) > self.max_signatures:  # said first: long reasons are clipped
+            note = not_examined("Sigstore bundles", len(bundles), self.max_signatures)
+            return Evidence.unverified(
+                _one_line(
+                    f"{note}; none of the {self.max_signatures} examined verified: "
+                    + "; ".join(problems),
+                    MAX_EVIDENCE_REASON,
+                )
             )
         if len(bundles) == 1:
             return Evidence.unverified(
@@ -440,6 +445,10 @@ class BundleVerifier:
         if not isinstance(blob, str) or not blob:
             raise _fail("the bundle layer has no digest")
         size = layer.get("size")
-        if isinstance(size, int) and size > self.max_bundle_bytes:
-            raise _fail(f"the bundle is {size} bytes, over the limit of {self.max_bundle_bytes}")
-        return self.registry.blob(registry, repository, blob, max_bytes=self.max_bundle_bytes)
+        bound = self.max_bundle_bytes
+        if isinstance(size, int) and size > bound:  # refused before downloading it
+            raise _fail(too_large("the bundle", size, bound, "envelopeBytes"))
+        try:
+            return self.registry.blob(registry, repository, blob, max_bytes=bound)
+        except TooLarge:
+            raise _fail(too_large("the bundle", None, bound, "envelopeBytes")) from None

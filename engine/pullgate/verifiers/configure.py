@@ -10,6 +10,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from ..config import Config
+from ..limits import key as limit_key
 from ..logs import event
 from . import AnyOf, Verifier, Verifiers
 from .cache import EvidenceCache
@@ -40,6 +41,12 @@ def build_registry(config: Config) -> RegistryClient:
         insecure=reg.insecure,
         timeout=reg.timeout,
         retries=reg.retries,
+        max_manifest_bytes=config.limits.manifest_bytes,
+        max_blob_bytes=config.limits.blob_bytes,
+        bound_names={
+            "max_manifest_bytes": limit_key("manifestBytes"),
+            "max_blob_bytes": limit_key("blobBytes"),
+        },
     )
 
 
@@ -52,7 +59,12 @@ def build_notation(config: Config, registry: RegistryClient) -> Verifier:
     n = config.notation
     if n.backend == "native" or (n.backend == "auto" and not available(n.binary)):
         event(log, logging.INFO, "notation_backend", backend="native", configured=n.backend)
-        return NotationNativeVerifier(registry)
+        limits = config.limits
+        return NotationNativeVerifier(
+            registry,
+            max_signatures=limits.signatures_per_image,
+            max_envelope_bytes=limits.envelope_bytes,
+        )
     event(log, logging.INFO, "notation_backend", backend="cli", binary=n.binary)
     return NotationCli(
         n.binary,
@@ -64,13 +76,21 @@ def build_notation(config: Config, registry: RegistryClient) -> Verifier:
 
 def build_verifiers(config: Config, registry: RegistryClient | None = None) -> Verifiers:
     """``key``: classic cosign signatures; ``keyless``: cosign's and Sigstore bundles;
-    ``notation``: the notation CLI or the native verifier; each behind the evidence cache."""
+    ``notation``: the notation CLI or the native verifier; each behind the evidence cache.
+    The ``limits`` section bounds the signatures examined and the bytes read for each."""
     from .bundle import BundleVerifier
     from .cosign import CosignVerifier
 
     registry = registry or build_registry(config)
-    cosign = CosignVerifier(registry)
-    bundles = BundleVerifier(registry)
+    limits = config.limits
+    cosign = CosignVerifier(
+        registry, max_signatures=limits.signatures_per_image, max_payload_bytes=limits.blob_bytes
+    )
+    bundles = BundleVerifier(
+        registry,
+        max_signatures=limits.signatures_per_image,
+        max_bundle_bytes=limits.envelope_bytes,
+    )
 
     def cached(verifier: Verifier) -> EvidenceCache:
         c = config.cache

@@ -43,8 +43,9 @@ from cryptography.x509.certificate_transparency import LogEntryType, SignedCerti
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from ..evidence import Evidence, Signature, Target
+from ..limits import not_examined, too_large
 from ..policy import Authority, KeyAuthority, KeylessAuthority
-from ..registry import NotFound, RegistryClient, RegistryError
+from ..registry import NotFound, RegistryClient, RegistryError, TooLarge
 from ..trust import TrustRoot, TrustRootError, load_root
 from .identity import describe, mismatch
 
@@ -113,7 +114,7 @@ def _check_payload(payload: bytes, digest: str) -> dict[str, str]:
         critical = doc["critical"]
         kind = critical["type"]
         named = critical["image"]["docker-manifest-digest"]
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, RecursionError):
         raise SignatureProblem("the payload is not a cosign simple-signing document") from None
     if kind != PAYLOAD_TYPE:
         raise SignatureProblem(f"the payload type is {str(kind)[:60]!r}, expected {PAYLOAD_TYPE!r}")
@@ -133,6 +134,9 @@ class _LogEntry:
     body: dict[str, Any]
 
 
+_MAX_TIME = 253_402_300_799  # 9999-12-31T23:59:59Z
+
+
 def _verify_set(bundle_text: str, root: TrustRoot) -> _LogEntry:
     """Step 1: the Rekor SET. Only after this is ``integratedTime`` worth anything."""
     try:
@@ -147,7 +151,10 @@ def _verify_set(bundle_text: str, root: TrustRoot) -> _LogEntry:
         }
         log_id = bytes.fromhex(entry["logID"])
         body = json.loads(base64.b64decode(entry["body"], validate=True))
-    except (ValueError, KeyError, TypeError, binascii.Error):
+        # A time datetime can hold and integers RFC 8785 can write (the signed form).
+        if not (0 <= signed["integratedTime"] <= _MAX_TIME and 0 <= signed["logIndex"] < 2**53):
+            raise ValueError("out of range")
+    except (ValueError, KeyError, TypeError, binascii.Error, OverflowError, RecursionError):
         raise SignatureProblem("the Rekor bundle annotation is malformed") from None
     log = root.tlog(log_id)
     if log is None:
@@ -422,12 +429,12 @@ class CosignVerifier:
                 problems.append(f"signature {i}: {exc.reason}")
         if signatures:
             return Evidence(signatures=tuple(signatures))
-        skipped = len(layers) - self.max_signatures
-        if skipped > 0:
-            problems.append(
-                f"{skipped} more signature(s) not examined (at most {self.max_signatures})"
+        if len(layers) > self.max_signatures:  # said first: long reasons are clipped
+            reason = (
+                f"{not_examined('cosign signatures', len(layers), self.max_signatures)}; none "
+                f"of the {self.max_signatures} examined verified: " + "; ".join(problems)
             )
-        if len(problems) == 1:
+        elif len(problems) == 1:
             reason = problems[0].split(": ", 1)[1]
         else:
             reason = f"none of {len(layers)} cosign signatures verified: " + "; ".join(problems)
@@ -446,7 +453,14 @@ class CosignVerifier:
         digest = descriptor.get("digest")
         if not isinstance(digest, str):
             raise SignatureProblem("the layer has no digest")
-        payload = self.registry.blob(registry, repository, digest, max_bytes=self.max_payload_bytes)
+        size, bound = descriptor.get("size"), self.max_payload_bytes
+        what = f"the signature payload {digest[:19]}…"
+        if isinstance(size, int) and size > bound:  # refused before downloading it
+            raise SignatureProblem(too_large(what, size, bound, "blobBytes"))
+        try:
+            payload = self.registry.blob(registry, repository, digest, max_bytes=bound)
+        except TooLarge:
+            raise SignatureProblem(too_large(what, None, bound, "blobBytes")) from None
         return SignatureLayer.from_annotations(
             payload, {str(k): str(v) for k, v in annotations.items()}
         )

@@ -9,8 +9,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ...evidence import Evidence, Target
+from ...limits import not_examined, too_large
 from ...policy import Authority, NotationAuthority
-from ...registry import RegistryClient, RegistryError
+from ...registry import RegistryClient, RegistryError, TooLarge
 from .chain import _trust_store
 from .envelope import COSE, JWS
 from .errors import NotationProblem, _short
@@ -114,12 +115,12 @@ class NotationNativeVerifier:
                 continue
             return Evidence(signatures=(result.signature,), warnings=result.warnings)
 
-        skipped = len(found) - self.max_signatures
-        if skipped > 0:
-            problems.append(
-                f"{skipped} more signature(s) not examined (at most {self.max_signatures})"
+        if len(found) > self.max_signatures:  # said first: long reasons are clipped
+            note = not_examined("Notation signatures", len(found), self.max_signatures)
+            reason = f"{note}; none of the {self.max_signatures} examined verified: " + (
+                "; ".join(problems)
             )
-        if len(problems) == 1:
+        elif len(problems) == 1:
             reason = problems[0]
         else:
             reason = f"none of the {len(found)} Notation signatures of {where} verified: " + (
@@ -158,9 +159,11 @@ class NotationNativeVerifier:
         size = layer.get("size")
         if not isinstance(blob, str):
             raise NotationProblem("the signature manifest's layer has no digest")
-        if isinstance(size, int) and size > self.max_envelope_bytes:
-            raise NotationProblem(
-                f"the envelope is {size} bytes, more than the {self.max_envelope_bytes} allowed"
-            )
-        data = self.registry.blob(registry, repository, blob, max_bytes=self.max_envelope_bytes)
+        bound = self.max_envelope_bytes
+        if isinstance(size, int) and size > bound:  # refused before downloading it
+            raise NotationProblem(too_large("the envelope", size, bound, "envelopeBytes"))
+        try:
+            data = self.registry.blob(registry, repository, blob, max_bytes=bound)
+        except TooLarge:
+            raise NotationProblem(too_large("the envelope", None, bound, "envelopeBytes")) from None
         return data, str(media_type)
