@@ -13,7 +13,9 @@ How a change is applied (each point is a trap seen with ConfigMap volumes and ed
 - compile the whole set aside, then swap one reference: requests see the old set or the new
   one, never a mix;
 - on any error keep the last good set, and report the error (log with FILE:LINE:COL, status);
-- rescan every ``interval`` anyway, and re-watch a directory that came back.
+- rescan every ``interval`` anyway, and re-watch a directory that came back;
+- with a :class:`~pullgate.snapshot.PolicySnapshot`, save each applied revision, and serve the
+  saved one when the directory does not load at start (until the directory loads again).
 """
 
 from __future__ import annotations
@@ -32,9 +34,11 @@ from watchdog.observers.api import BaseObserver, ObservedWatch
 from watchdog.observers.polling import PollingObserver
 
 from .cel import DEFAULT_ENGINE, ProgramCache
+from .limits import DEFAULT_LIMITS, Limits
 from .logs import event
 from .policy import Issue, ParseCache, PolicyLoadError, fingerprint
 from .rules import CompiledPolicySet, load_policies
+from .snapshot import PolicySnapshot, SnapshotError
 
 __all__ = ["LoadFailure", "PolicyState", "Reloader"]
 
@@ -108,6 +112,8 @@ class Reloader:
         polling: bool = False,
         cache: ProgramCache | None = None,
         engine: str = DEFAULT_ENGINE,
+        limits: Limits = DEFAULT_LIMITS,
+        snapshot: PolicySnapshot | None = None,
     ) -> None:
         self.root = os.path.abspath(root)
         self.display = root
@@ -119,6 +125,9 @@ class Reloader:
         self.cache = cache or ProgramCache()
         self.parse_cache = ParseCache()
         self.engine = engine
+        self.limits = limits
+        self.snapshot = snapshot
+        self._restored = False  # serving the snapshot: the next good load replaces it
         self._hint = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -134,6 +143,8 @@ class Reloader:
         """Load once now (the caller learns the outcome from ``state``), then follow changes."""
         self._observer = self._make_observer()
         self.rescan()
+        if self.state.current is None and self.snapshot is not None:
+            self._restore(self.snapshot)
         self._thread = threading.Thread(target=self._run, name="pullgate-reload", daemon=True)
         self._thread.start()
 
@@ -218,7 +229,7 @@ class Reloader:
             current = self.state.current
             refs = current.references if current is not None else ()
             seen = fingerprint(self.root, refs, display=self.display)
-            if current is not None and seen == current.revision:
+            if current is not None and seen == current.revision and not self._restored:
                 self._clear_failure()
                 return False
             started = time.perf_counter()
@@ -229,13 +240,15 @@ class Reloader:
                     cache=self.cache,
                     engine=self.engine,
                     parse_cache=self.parse_cache,
+                    limits=self.limits,
                 )
             except PolicyLoadError as exc:
                 self._fail(exc)
                 return False
-            if current is not None and new.revision == current.revision:
+            if current is not None and new.revision == current.revision and not self._restored:
                 self._clear_failure()
                 return False
+            self._restored = False
             self.state.current = new
             self.state.loaded_at = time.time()
             self.state.failure = None
@@ -250,7 +263,54 @@ class Reloader:
                 seconds=round(time.perf_counter() - started, 3),
             )
             self.state._changed()
+            self._save(new)
             return True
+
+    def _save(self, policies: CompiledPolicySet) -> None:
+        if self.snapshot is None:
+            return
+        try:
+            self.snapshot.save(policies, root=self.root, display=self.display)
+        except OSError as exc:  # serving goes on; only a restart without policies would suffer
+            event(
+                log,
+                logging.WARNING,
+                "snapshot_failed",
+                revision=policies.revision,
+                directory=str(self.snapshot.state_dir),
+                reason=f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": "),
+            )
+
+    def _restore(self, snapshot: PolicySnapshot) -> None:
+        """The directory did not load at start: serve the last applied revision, loudly."""
+        failure = self.state.failure
+        errors = [str(i) for i in failure.issues] if failure is not None else []
+        try:
+            restored = snapshot.restore(
+                root=self.root,
+                display=self.display,
+                engine=self.engine,
+                cache=self.cache,
+                limits=self.limits,
+            )
+        except SnapshotError as exc:
+            event(log, logging.WARNING, "snapshot_unusable", reason=str(exc), errors=errors)
+            return
+        self._restored = True
+        self.state.current = restored.policies
+        self.state.loaded_at = restored.applied_at
+        event(
+            log,
+            logging.ERROR,
+            "serving_snapshot",
+            revision=restored.policies.revision,
+            saved_revision=restored.revision,
+            directory=restored.directory,
+            policy_dir=self.display,
+            errors=errors,
+            action="fix the policy directory; the daemon switches to it once it loads",
+        )
+        self.state._changed()
 
     def _clear_failure(self) -> None:
         if self.state.failure is not None:

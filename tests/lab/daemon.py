@@ -100,7 +100,9 @@ def start_daemon(
     config_path.write_text(
         f"listen: {json.dumps(addresses)}\npolicies: {policies}\n"
         f"reload: {reload}\n"
-        "server: {drain: 2s}\n" + config
+        + ("" if "server:" in config else "server: {drain: 2s}\n")
+        + ("" if "stateDir:" in config else f"stateDir: {tmp / 'state'}\n")
+        + config
     )
     log = tmp / "daemon.log"
     process = subprocess.Popen(
