@@ -76,7 +76,16 @@ spec:
 
 
 # Every key of a VerifyResponse in the protobuf JSON mapping.
-RESPONSE_KEYS = {"ok", "reason", "decisionId", "policyRevision", "policies", "warnings", "cached"}
+RESPONSE_KEYS = {
+    "ok",
+    "code",
+    "reason",
+    "decisionId",
+    "policyRevision",
+    "policies",
+    "warnings",
+    "cached",
+}
 
 
 def write_files(root: Path, files: Mapping[str, str]) -> Path:

@@ -85,7 +85,7 @@ def test_allow(daemon) -> None:
     r = run("ghcr.io/open/app:1", descriptor(), address=daemon.address)
     assert r.returncode == 0, r.stdout + r.stderr
     line = one_line(r)
-    assert line.startswith('allowed by policy "open" [pullgate decision ')
+    assert line.startswith('allowed by policy "open" [ALLOWED, pullgate decision ')
     assert "policy revision " in line
     assert "exit 0 after" in r.stderr
 
@@ -171,7 +171,9 @@ def test_bare_descriptor_has_no_pod(daemon) -> None:
 def test_digest_mismatch_is_a_deny(daemon) -> None:
     r = run("ghcr.io/open/app:1", descriptor(OTHER), address=daemon.address, digest=D)
     assert r.returncode == 1
-    assert one_line(r) == f"denied: -digest {D} differs from the descriptor's digest {OTHER}"
+    assert one_line(r) == (
+        f"denied: -digest {D} differs from the descriptor's digest {OTHER} [DIGEST_MISMATCH]"
+    )
 
 
 @pytest.mark.parametrize(
@@ -207,6 +209,7 @@ def test_bad_stdin_cannot_be_decided(daemon, stdin: bytes, media_type: str, mess
     r = run("ghcr.io/open/app:1", stdin, address=daemon.address, media_type=media_type)
     assert r.returncode == 2
     assert one_line(r).startswith("pullgate could not decide: ") and message in r.stdout
+    assert one_line(r).endswith(" [INVALID_REQUEST]")
 
 
 @pytest.mark.parametrize(
@@ -232,6 +235,7 @@ def test_daemon_down_fails_closed(tmp_path: Path) -> None:
     r = run("ghcr.io/open/app:1", descriptor(), address=f"unix://{tmp_path}/none.sock")
     assert r.returncode == 2
     assert one_line(r).startswith("pullgate could not decide (fail closed): unix://")
+    assert one_line(r).endswith(" [DAEMON_UNREACHABLE]")
     assert "UNAVAILABLE" in r.stdout
 
 
@@ -246,6 +250,7 @@ def test_fail_open_lets_the_pull_through_when_the_daemon_is_down(tmp_path: Path)
         )
         assert r.returncode == 0
         assert one_line(r).startswith("allowed by --fail-open: pullgate at unix://")
+        assert one_line(r).endswith(" [ALLOWED_FAIL_OPEN]")
 
 
 def test_fail_open_never_overrides_a_denial(daemon) -> None:

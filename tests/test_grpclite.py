@@ -107,12 +107,14 @@ def test_responses_match_the_generated_class(ok, texts, warnings) -> None:
         policies=[pb.PolicyResult(name="p", rules=[pb.RuleResult(name="r", passed=True)])],
         warnings=warnings,
         cached=True,
+        code=texts[0][:20],
     )
     assert decode_verify_response(message.SerializeToString()) == {
         "ok": ok,
         "reason": texts[0],
         "decision_id": texts[1],
         "policy_revision": texts[2],
+        "code": texts[0][:20],
     }
 
 

@@ -46,6 +46,7 @@ def test_the_service_is_the_contract() -> None:
         "policies": 5,
         "warnings": 6,
         "cached": 7,
+        "code": 8,
     }
     request = {f.name: f.number for f in pb.VerifyRequest.DESCRIPTOR.fields}
     assert request == {

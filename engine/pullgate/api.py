@@ -79,6 +79,7 @@ def judgement_to_proto(j: Judgement) -> pb.VerifyResponse:
         ],
         warnings=list(j.warnings),
         cached=j.cached,
+        code=j.code,
     )
 
 
@@ -106,4 +107,5 @@ def judgement_from_proto(m: pb.VerifyResponse, *, image: str = "", digest: str =
         ),
         warnings=tuple(m.warnings),
         cached=m.cached,
+        code=m.code,
     )

@@ -5,7 +5,45 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["AuthorityResult", "Judgement", "PolicyResult", "RuleResult"]
+__all__ = [
+    "ALLOWED",
+    "ALLOWED_AUDIT_ONLY",
+    "ALLOWED_BY_DEFAULT",
+    "CODES",
+    "DIGEST_MISMATCH",
+    "NO_AUTHORITY_VERIFIED",
+    "NO_POLICY_APPLIES",
+    "NO_POLICY_SELECTED",
+    "RULE_ERROR",
+    "RULE_FAILED",
+    "AuthorityResult",
+    "Judgement",
+    "PolicyResult",
+    "RuleResult",
+]
+
+# Reason codes: how a judgement ended, for machines (docs/troubleshooting.md). A contract:
+# codes are added, never renamed or reused. pullgate-containerd adds its own (containerd.py).
+ALLOWED = "ALLOWED"  # every applying enforce policy passed
+ALLOWED_AUDIT_ONLY = "ALLOWED_AUDIT_ONLY"  # only audit policies applied
+ALLOWED_BY_DEFAULT = "ALLOWED_BY_DEFAULT"  # no policy applied; the default action is allow
+NO_POLICY_SELECTED = "NO_POLICY_SELECTED"  # no policy selects the image; default deny
+NO_POLICY_APPLIES = "NO_POLICY_APPLIES"  # policies select it but every `when` is false
+DIGEST_MISMATCH = "DIGEST_MISMATCH"  # the reference's digest is not the resolved one
+NO_AUTHORITY_VERIFIED = "NO_AUTHORITY_VERIFIED"  # a policy without rules: nothing verified
+RULE_FAILED = "RULE_FAILED"  # a rule was false
+RULE_ERROR = "RULE_ERROR"  # a rule could not be evaluated (an error denies)
+CODES = (
+    ALLOWED,
+    ALLOWED_AUDIT_ONLY,
+    ALLOWED_BY_DEFAULT,
+    NO_POLICY_SELECTED,
+    NO_POLICY_APPLIES,
+    DIGEST_MISMATCH,
+    NO_AUTHORITY_VERIFIED,
+    RULE_FAILED,
+    RULE_ERROR,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,11 +111,13 @@ class Judgement:
     warnings: tuple[str, ...] = ()
     cached: bool = False
     duration_ms: float = 0.0
+    code: str = ""  # one of CODES ("" only from a daemon older than reason codes)
 
     def to_json(self) -> dict[str, Any]:
         """The ``VerifyResponse`` in the protobuf JSON mapping (every field present)."""
         return {
             "ok": self.ok,
+            "code": self.code,
             "reason": self.reason,
             "decisionId": self.decision_id,
             "policyRevision": self.policy_revision,
@@ -94,6 +134,7 @@ class Judgement:
             "image": self.image,
             "digest": self.digest,
             "ok": self.ok,
+            "code": self.code,
             "reason": self.reason,
             "policyRevision": self.policy_revision,
             "policies": [p.name for p in self.policies],

@@ -91,6 +91,17 @@ def _plain(value: Any) -> Any:
     raise TypeError(f"cannot convert {kind.__name__} to CEL")
 
 
+def _from_cel(value: Any) -> Any:
+    """cel-expr-python's plain values as the same Python types cel-python's give."""
+    if isinstance(value, bytearray):
+        return bytes(value)
+    if isinstance(value, dict):
+        return {_from_cel(k): _from_cel(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_from_cel(v) for v in value]
+    return value
+
+
 @dataclass(frozen=True, slots=True)
 class CelExprProgram:
     text: str
@@ -111,6 +122,17 @@ class CelExprProgram:
             typed = any(t in message for t in _TYPE_ERRORS)
             raise EvalError(message, data_dependent=not typed)
         raise NotABool(kind.name().split("<")[0].lower())
+
+    def evaluate_value(self, activation: Any) -> Any:
+        """The value of the expression, whatever its type, as plain Python (``explain.py``)."""
+        try:
+            result = self._expression.eval(activation)
+            kind = result.type()
+            if kind != self._types.ERROR:
+                return _from_cel(result.plain_value())
+        except Exception as exc:  # a value the binding cannot carry
+            raise EvalError(f"cel-expr: {exc}", data_dependent=True) from None
+        raise EvalError(_STATUS.sub("", str(result.value())), data_dependent=True)
 
 
 class CelExpr:

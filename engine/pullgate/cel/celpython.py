@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import celpy
@@ -29,7 +29,7 @@ from . import functions
 from .check import Checked, Tree
 from .errors import EvalError, NotABool
 
-__all__ = ["CelPython", "to_cel"]
+__all__ = ["CelPython", "from_cel", "to_cel"]
 
 _DATA_ERRORS = (KeyError, IndexError, ValueError, ArithmeticError)
 
@@ -202,6 +202,29 @@ def to_cel(value: Any) -> Any:
     raise TypeError(f"cannot convert {type(value).__name__} to CEL")
 
 
+def from_cel(value: Any) -> Any:
+    """cel-python values as plain Python: the inverse of :func:`to_cel` (for display)."""
+    if isinstance(value, celtypes.BoolType):
+        return bool(value)
+    if isinstance(value, celtypes.StringType):
+        return str(value)
+    if isinstance(value, celtypes.BytesType):
+        return bytes(value)
+    if isinstance(value, celtypes.TimestampType):
+        return datetime.fromtimestamp(value.timestamp(), UTC)
+    if isinstance(value, celtypes.DurationType):
+        return timedelta(seconds=value.total_seconds())
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return float(value)
+    if isinstance(value, Mapping):
+        return {from_cel(k): from_cel(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [from_cel(v) for v in value]
+    return value
+
+
 # -- programs --------------------------------------------------------------------------------
 
 _ENV = celpy.Environment()
@@ -235,6 +258,18 @@ class CelPythonProgram:
         if isinstance(value, celtypes.BoolType):
             return bool(value)
         raise NotABool(_type_name(value))
+
+    def evaluate_value(self, activation: Any) -> Any:
+        """The value of the expression, whatever its type, as plain Python (``explain.py``)."""
+        try:
+            value = self._runner.evaluate(dict(activation))
+        except CELEvalError as exc:
+            raise EvalError(_eval_message(exc), data_dependent=True) from None
+        except (CELUnsupportedError, RecursionError, ArithmeticError, ValueError, TypeError) as exc:
+            raise EvalError(f"{type(exc).__name__}: {exc}", data_dependent=True) from None
+        if isinstance(value, CELEvalError):
+            raise EvalError(_eval_message(value), data_dependent=True)
+        return from_cel(value)
 
 
 def _eval_message(exc: CELEvalError) -> str:

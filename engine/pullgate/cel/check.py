@@ -203,6 +203,13 @@ class _Checker:
             )
         return Field("bool")
 
+    def _list_lit(self, tree: Tree, scope: Mapping[str, Shape | None]) -> Shape | None:
+        # A list, whatever its items (not its lone item's shape: `[m].exists(x, ...)` ranges
+        # over the list, not over the keys of the map `m`). Items stay unknown, as before.
+        for item in self._args(tree.children[0] if tree.children else None):
+            self.visit(item, scope)
+        return ListOf("a list", None)
+
     def _ident(self, tree: Tree, scope: Mapping[str, Shape | None]) -> Shape | None:
         tok = tree.children[0]
         name = str(tok)

@@ -34,6 +34,12 @@ class Program(Protocol):
         message that never embeds the activation."""
         ...
 
+    def evaluate_value(self, activation: Any) -> Any:
+        """The value of the expression, of any type, as plain Python (str, int, float, bool,
+        bytes, None, datetime, timedelta, lists, dicts): for explanations, never on the
+        request path. Raises :class:`~pullgate.cel.EvalError` for an error value."""
+        ...
+
 
 class Engine(Protocol):
     name: str

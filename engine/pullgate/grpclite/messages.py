@@ -90,9 +90,16 @@ def _read_varint(data: bytes, pos: int) -> tuple[int, int]:
 
 
 def decode_verify_response(data: bytes) -> dict[str, object]:
-    """``ok``, ``reason``, ``decision_id`` and ``policy_revision``; other fields are skipped."""
-    out: dict[str, object] = {"ok": False, "reason": "", "decision_id": "", "policy_revision": ""}
-    names = {2: "reason", 3: "decision_id", 4: "policy_revision"}
+    """``ok``, ``reason``, ``decision_id``, ``policy_revision`` and ``code``; other fields are
+    skipped."""
+    out: dict[str, object] = {
+        "ok": False,
+        "reason": "",
+        "decision_id": "",
+        "policy_revision": "",
+        "code": "",
+    }
+    names = {2: "reason", 3: "decision_id", 4: "policy_revision", 8: "code"}
     pos = 0
     while pos < len(data):
         key, pos = _read_varint(data, pos)

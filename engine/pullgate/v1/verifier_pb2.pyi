@@ -102,7 +102,7 @@ class PolicyResult(_message.Message):
     def __init__(self, name: _Optional[str] = ..., mode: _Optional[str] = ..., passed: _Optional[bool] = ..., authorities: _Optional[_Iterable[_Union[AuthorityResult, _Mapping]]] = ..., rules: _Optional[_Iterable[_Union[RuleResult, _Mapping]]] = ...) -> None: ...
 
 class VerifyResponse(_message.Message):
-    __slots__ = ("ok", "reason", "decision_id", "policy_revision", "policies", "warnings", "cached")
+    __slots__ = ("ok", "reason", "decision_id", "policy_revision", "policies", "warnings", "cached", "code")
     OK_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
     DECISION_ID_FIELD_NUMBER: _ClassVar[int]
@@ -110,6 +110,7 @@ class VerifyResponse(_message.Message):
     POLICIES_FIELD_NUMBER: _ClassVar[int]
     WARNINGS_FIELD_NUMBER: _ClassVar[int]
     CACHED_FIELD_NUMBER: _ClassVar[int]
+    CODE_FIELD_NUMBER: _ClassVar[int]
     ok: bool
     reason: str
     decision_id: str
@@ -117,7 +118,8 @@ class VerifyResponse(_message.Message):
     policies: _containers.RepeatedCompositeFieldContainer[PolicyResult]
     warnings: _containers.RepeatedScalarFieldContainer[str]
     cached: bool
-    def __init__(self, ok: _Optional[bool] = ..., reason: _Optional[str] = ..., decision_id: _Optional[str] = ..., policy_revision: _Optional[str] = ..., policies: _Optional[_Iterable[_Union[PolicyResult, _Mapping]]] = ..., warnings: _Optional[_Iterable[str]] = ..., cached: _Optional[bool] = ...) -> None: ...
+    code: str
+    def __init__(self, ok: _Optional[bool] = ..., reason: _Optional[str] = ..., decision_id: _Optional[str] = ..., policy_revision: _Optional[str] = ..., policies: _Optional[_Iterable[_Union[PolicyResult, _Mapping]]] = ..., warnings: _Optional[_Iterable[str]] = ..., cached: _Optional[bool] = ..., code: _Optional[str] = ...) -> None: ...
 
 class StatusRequest(_message.Message):
     __slots__ = ()
