@@ -215,6 +215,8 @@ def test_cel_expr_not_installed_says_how_to_install(policies: Path, tmp_path: Pa
             str(config / "pullgate.yaml"),
             "--policies",
             str(policies),
+            "--state-dir",
+            str(tmp_path / "state"),
             "--listen",
             f"unix://{tmp_path}/s.sock",
         ],

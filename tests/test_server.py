@@ -199,7 +199,10 @@ def test_a_second_daemon_on_the_same_socket_refuses(
 ) -> None:
     d = daemons(policies)
     second = subprocess.run(
-        [str(BIN / "pullgate"), "serve", "--policies", str(policies), "--listen", d.address],
+        [
+            *(str(BIN / "pullgate"), "serve", "--policies", str(policies), "--listen", d.address),
+            *("--state-dir", str(tmp_path / "state")),
+        ],
         capture_output=True,
         text=True,
         timeout=30,
@@ -230,6 +233,8 @@ def test_plain_tcp_is_refused(policies: Path, tmp_path: Path) -> None:
             "serve",
             "--policies",
             str(policies),
+            "--state-dir",
+            str(tmp_path / "state"),
             "--listen",
             f"tcp://127.0.0.1:{free_port()}",
         ],

@@ -2,8 +2,8 @@
 
 Exit codes: ``verify`` 0 allowed, 1 denied, 2 could not decide; ``check`` 0 valid, 1 invalid;
 ``test`` 0 every case passed, 1 otherwise; ``status`` 0 serving with no load error, 1
-otherwise, 2 unreachable; ``serve`` 0 after a graceful stop, 2 when it cannot start. Results go
-to stdout, diagnostics to stderr.
+otherwise, 2 unreachable; ``health`` 0 SERVING, 1 NOT_SERVING, 2 unreachable; ``serve`` 0
+after a graceful stop, 2 when it cannot start. Results go to stdout, diagnostics to stderr.
 """
 
 from __future__ import annotations
@@ -16,13 +16,16 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, TextIO, TypeVar
 
 import grpc
+from grpc_health.v1 import health_pb2
 
 from .api import judgement_from_proto, request_to_proto
 from .cel import DEFAULT_ENGINE, ENGINES, EngineUnavailable
 from .client import ClientTLS, connect
 from .config import DEFAULT_SOCKET, Config, ConfigError, load_config
-from .decide import Decider, Options
+from .decide import Decider, Options, Trace
+from .explain import Explanation, explain
 from .judgement import Judgement
+from .limits import DEFAULT_LIMITS, Limits
 from .logs import setup_logging
 from .policy import PolicyLoadError
 from .policytest import run_policy_tests
@@ -68,6 +71,8 @@ def _print_judgement(j: Judgement, out: TextIO) -> None:
         f"{verdict} {j.image}{'' if '@' in j.image or not j.digest else '@' + j.digest}", file=out
     )
     print(f"  reason:   {j.reason}", file=out)
+    if j.code:
+        print(f"  code:     {j.code}", file=out)
     print(f"  revision: {j.policy_revision}   decision: {j.decision_id}", file=out)
     for w in j.warnings:
         print(f"  warning:  {w}", file=out)
@@ -93,9 +98,17 @@ def _engine_error(exc: Exception) -> int:
     return EXIT_ERROR
 
 
+def _limits(args: argparse.Namespace) -> Limits:
+    """The ``limits:`` of ``--config`` (to check as the daemon loads), else the defaults."""
+    return load_config(args.config).limits if args.config else DEFAULT_LIMITS
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     try:
-        compiled = load_policies(args.dir, engine=args.cel_engine)
+        compiled = load_policies(args.dir, engine=args.cel_engine, limits=_limits(args))
+    except ConfigError as exc:
+        print(exc.summary(), file=sys.stderr)
+        return 1
     except PolicyLoadError as exc:
         _load_errors(exc, sys.stderr)
         return 1
@@ -143,6 +156,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
         print(f"pullgate: {exc}", file=sys.stderr)
         return EXIT_ERROR
     if args.server:
+        if args.explain:
+            print("pullgate: --explain judges locally; drop --server", file=sys.stderr)
+            return EXIT_ERROR
         return _verify_remote(args, request)
     try:
         compiled = load_policies(config.policies, engine=config.cel.engine)
@@ -151,21 +167,31 @@ def cmd_verify(args: argparse.Namespace) -> int:
         return EXIT_ERROR
     except EngineUnavailable as exc:
         return _engine_error(exc)
+    from .registry.budget import registry_budget
+
     registry = build_registry(config)
-    if not digest and "@" not in args.ref:
-        request = _resolved(request, registry)
     decider = Decider(
         build_verifiers(config, registry),
         options=Options(
-            default_action=config.default_action, unknown_namespace=config.unknown_namespace
+            default_action=config.default_action,
+            unknown_namespace=config.unknown_namespace,
+            registry_timeout=config.registry.timeout,
         ),
     )
     try:
-        judgement = decider.decide(compiled, request)
+        # registry.timeout bounds resolving the tag and gathering the evidence together.
+        with registry_budget(config.registry.timeout):
+            if not digest and "@" not in args.ref:
+                request = _resolved(request, registry)
+            trace = Trace() if args.explain else None
+            judgement = decider.decide(compiled, request, trace=trace)
     except InvalidRequest as exc:
         print(f"pullgate: {exc}", file=sys.stderr)
         return EXIT_ERROR
-    return _show(judgement, args.json)
+    if trace is None:
+        return _show(judgement, args.json)
+    why = explain(compiled, request, judgement, trace, options=decider.options)
+    return _show(judgement, args.json, why)
 
 
 def _resolved(request: Request, registry: RegistryClient) -> Request:
@@ -188,11 +214,16 @@ def _resolved(request: Request, registry: RegistryClient) -> Request:
     return replace(request, descriptor=replace(request.descriptor, digest=digest))
 
 
-def _show(judgement: Judgement, as_json: bool) -> int:
+def _show(judgement: Judgement, as_json: bool, explanation: Explanation | None = None) -> int:
     if as_json:
-        print(json.dumps(judgement.to_json(), indent=2))
+        document = judgement.to_json()
+        if explanation is not None:
+            document["explanation"] = explanation.to_json()
+        print(json.dumps(document, indent=2))
     else:
         _print_judgement(judgement, sys.stdout)
+        if explanation is not None:
+            print("\n".join(explanation.lines()))
     return EXIT_OK if judgement.ok else EXIT_DENIED
 
 
@@ -251,9 +282,42 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0 if status.policy_revision and not status.load_errors else 1
 
 
+def cmd_health(args: argparse.Namespace) -> int:
+    """grpc.health.v1 over the daemon's socket: the exec probe for a daemon without a TCP port.
+
+    With ``--live``, any answer counts (a daemon waiting for a good policy set is alive, and
+    restarting it would not help); only an unreachable daemon fails.
+    """
+    try:
+        channel, _ = connect(args.address, _tls(args))
+    except (ValueError, OSError) as exc:
+        print(f"pullgate: --address: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    # The method by path: the typing stubs of grpc_health's HealthStub declare no methods.
+    check = channel.unary_unary(
+        "/grpc.health.v1.Health/Check",
+        request_serializer=health_pb2.HealthCheckRequest.SerializeToString,
+        response_deserializer=health_pb2.HealthCheckResponse.FromString,
+    )
+    with channel:
+        try:
+            reply: health_pb2.HealthCheckResponse = check(
+                health_pb2.HealthCheckRequest(service=args.service), timeout=args.timeout
+            )
+        except grpc.RpcError as exc:
+            print(f"pullgate: {args.address}: {exc.code().name}: {exc.details()}", file=sys.stderr)
+            return EXIT_ERROR
+    serving = reply.status == health_pb2.HealthCheckResponse.SERVING
+    name = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+    print(f"{args.address}: {args.service or '(server)'}: {name}")
+    return 0 if serving or args.live else 1
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     try:
-        config = load_config(args.config).with_overrides(policies=args.policies)
+        config = load_config(args.config).with_overrides(
+            policies=args.policies, state_dir=args.state_dir
+        )
         config = config.with_cel_engine(args.cel_engine)
     except ConfigError as exc:
         print(exc.summary(), file=sys.stderr)
@@ -272,7 +336,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_test(args: argparse.Namespace) -> int:
     try:
-        results = run_policy_tests(args.dir, engine=args.cel_engine)
+        results = run_policy_tests(args.dir, engine=args.cel_engine, limits=_limits(args))
+    except ConfigError as exc:
+        print(exc.summary(), file=sys.stderr)
+        return 1
     except PolicyLoadError as exc:
         _load_errors(exc, sys.stderr)
         return 1
@@ -316,6 +383,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = sub.add_parser("check", help="validate and compile a policy directory")
     check.add_argument("dir", metavar="DIR")
+    check.add_argument("--config", metavar="FILE", help="take limits: from this daemon config")
     _engine_flag(check, DEFAULT_ENGINE)
     check.set_defaults(func=cmd_check)
 
@@ -331,6 +399,11 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--default-action", choices=("deny", "allow"))
     verify.add_argument("--unknown-namespace", choices=("apply", "skip"))
     verify.add_argument("--json", action="store_true", help="print the VerifyResponse as JSON")
+    verify.add_argument(
+        "--explain",
+        action="store_true",
+        help="also say why: selection, evidence, rule values and failing sub-expressions",
+    )
     verify.add_argument("--server", metavar="ADDR", help="ask this daemon instead of --policies")
     verify.add_argument("--timeout", type=float, default=10.0, help="seconds, with --server")
     _tls_flags(verify)
@@ -340,6 +413,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve_cmd = sub.add_parser("serve", help="run the daemon")
     serve_cmd.add_argument("--config", metavar="FILE", help="daemon config file (pullgate.yaml)")
     serve_cmd.add_argument("--policies", metavar="DIR", help="policy directory")
+    serve_cmd.add_argument(
+        "--state-dir",
+        metavar="DIR",
+        help="where the last applied revision is kept (stateDir; '' turns it off)",
+    )
     serve_cmd.add_argument(
         "--listen", action="append", metavar="ADDR", help="unix:///path or tcp://host:port"
     )
@@ -352,8 +430,17 @@ def build_parser() -> argparse.ArgumentParser:
     _tls_flags(status)
     status.set_defaults(func=cmd_status)
 
+    health = sub.add_parser("health", help="ask a daemon's gRPC health service (for probes)")
+    health.add_argument("--address", metavar="ADDR", default=DEFAULT_SOCKET)
+    health.add_argument("--service", default="pullgate.v1.ImageVerifier", help="'' for the server")
+    health.add_argument("--timeout", type=float, default=3.0)
+    health.add_argument("--live", action="store_true", help="exit 0 on any answer (liveness)")
+    _tls_flags(health)
+    health.set_defaults(func=cmd_health)
+
     test = sub.add_parser("test", help="run PolicyTest cases offline")
     test.add_argument("dir", metavar="DIR")
+    test.add_argument("--config", metavar="FILE", help="take limits: from this daemon config")
     _engine_flag(test, DEFAULT_ENGINE)
     test.set_defaults(func=cmd_test)
     return parser

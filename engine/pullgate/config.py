@@ -13,6 +13,7 @@ from typing import TypeVar
 
 from .cel import ENGINES
 from .durations import parse_duration
+from .limits import Limits
 from .policy.errors import Issue, Mark, PolicyLoadError
 from .policy.reader import Reader
 from .policy.source import Node, parse_documents
@@ -22,6 +23,7 @@ __all__ = [
     "CelConfig",
     "Config",
     "ConfigError",
+    "Limits",
     "NotationConfig",
     "RegistryConfig",
     "load_config",
@@ -81,7 +83,7 @@ class TLSConfig:
 
 @dataclass(frozen=True, slots=True)
 class ServerConfig:
-    workers: int = 16  # threads answering RPCs
+    workers: int = 64  # threads answering RPCs (most wait on registries)
     max_concurrent: int = 256  # RPCs in flight before new ones are refused (RESOURCE_EXHAUSTED)
     drain: float = 5.0  # seconds in-flight RPCs get to finish on SIGTERM
 
@@ -108,6 +110,13 @@ class Config:
     tls: TLSConfig = field(default_factory=TLSConfig)
     server: ServerConfig = field(default_factory=ServerConfig)
     reload: ReloadConfig = field(default_factory=ReloadConfig)
+    state_dir: str = "/var/lib/pullgate"  # the last applied policy revision; "" disables
+    limits: Limits = field(default_factory=Limits)
+
+    @property
+    def concurrent_verifications(self) -> int:
+        """``limits.concurrentVerifications``, or its default: half of ``server.workers``."""
+        return self.limits.concurrent_verifications or max(1, self.server.workers // 2)
 
     def with_overrides(self, **changes: str | None) -> Config:
         """A copy with the given string fields replaced; ``None`` values are ignored."""
@@ -133,12 +142,43 @@ class _ConfigReader(Reader):
             self.fail(node.mark, f"{what}: {exc}")
             return None
 
+    def size(self, node: Node, what: str) -> int | None:
+        """A number of bytes: an integer, or one with a binary suffix (``256Ki``, ``4Mi``)."""
+        if isinstance(node.value, int) and not isinstance(node.value, bool):
+            return node.value
+        text = self.string(node, what)
+        if text is None:
+            return None
+        number = text.rstrip("KMGi")
+        unit = text[len(number) :]
+        if not number.isdigit() or unit not in _SIZE_UNITS:
+            self.fail(
+                node.mark,
+                f"{what}: {text[:40]!r} is not a size; write bytes (1048576) or 256Ki, 1Mi, 1Gi",
+            )
+            return None
+        return int(number) * _SIZE_UNITS[unit]
+
     def section(
         self, fields: dict[str, Node], key: str, allowed: tuple[str, ...]
     ) -> dict[str, Node]:
         if key not in fields:
             return {}
         return self.mapping(fields[key], key, allowed=allowed) or {}
+
+
+_LIMIT_KEYS = (
+    "policyFileBytes",
+    "documentsPerFile",
+    "expressionLength",
+    "signaturesPerImage",
+    "manifestBytes",
+    "blobBytes",
+    "envelopeBytes",
+    "concurrentVerifications",
+    "verificationWait",
+)
+_SIZE_UNITS = {"": 1, "Ki": 1 << 10, "Mi": 1 << 20, "Gi": 1 << 30}
 
 
 def _get(fields: dict[str, Node], key: str, read: Callable[[Node], T | None], default: T) -> T:
@@ -150,8 +190,19 @@ def _get(fields: dict[str, Node], key: str, read: Callable[[Node], T | None], de
 
 
 def _read(r: _ConfigReader, doc: Node) -> Config:
-    top_keys = ("listen", "policies", "defaultAction", "unknownNamespace")
-    sections = ("cache", "registry", "notation", "cel", "log", "metrics", "tls", "server", "reload")
+    top_keys = ("listen", "policies", "defaultAction", "unknownNamespace", "stateDir")
+    sections = (
+        "cache",
+        "registry",
+        "notation",
+        "cel",
+        "log",
+        "metrics",
+        "tls",
+        "server",
+        "reload",
+        "limits",
+    )
     top = r.mapping(doc, "the config", allowed=(*top_keys, *sections))
     if top is None:
         return Config()
@@ -173,6 +224,7 @@ def _read(r: _ConfigReader, doc: Node) -> Config:
     tls = r.section(top, "tls", ("cert", "key", "clientCA"))
     server = r.section(top, "server", ("workers", "maxConcurrent", "drain"))
     reload = r.section(top, "reload", ("poll", "debounce", "interval"))
+    lim = r.section(top, "limits", _LIMIT_KEYS)
     if bool(tls.get("cert")) != bool(tls.get("key")):
         r.fail(top["tls"].mark, "tls needs both 'cert' and 'key' (PEM file paths)")
 
@@ -186,9 +238,65 @@ def _read(r: _ConfigReader, doc: Node) -> Config:
 
         return read
 
+    def size(what: str) -> Callable[[Node], int | None]:
+        def read(n: Node) -> int | None:
+            value = r.size(n, what)
+            if value is not None and value < 1:
+                r.fail(n.mark, f"{what} must be at least 1 byte, got {value}")
+                return None
+            return value
+
+        return read
+
+    dl = d.limits
+    workers = _get(server, "workers", positive("server.workers"), d.server.workers)
+    concurrent = _get(
+        lim,
+        "concurrentVerifications",
+        positive("limits.concurrentVerifications"),
+        dl.concurrent_verifications,
+    )
+    if concurrent and concurrent >= workers:
+        r.fail(
+            lim["concurrentVerifications"].mark,
+            f"limits.concurrentVerifications ({concurrent}) must be less than server.workers "
+            f"({workers}): the other threads answer cached judgements and health checks; raise "
+            "server.workers too",
+        )
+    limits = Limits(
+        policy_file_bytes=_get(
+            lim, "policyFileBytes", size("limits.policyFileBytes"), dl.policy_file_bytes
+        ),
+        documents_per_file=_get(
+            lim, "documentsPerFile", positive("limits.documentsPerFile"), dl.documents_per_file
+        ),
+        expression_length=_get(
+            lim, "expressionLength", positive("limits.expressionLength"), dl.expression_length
+        ),
+        signatures_per_image=_get(
+            lim,
+            "signaturesPerImage",
+            positive("limits.signaturesPerImage"),
+            dl.signatures_per_image,
+        ),
+        manifest_bytes=_get(lim, "manifestBytes", size("limits.manifestBytes"), dl.manifest_bytes),
+        blob_bytes=_get(lim, "blobBytes", size("limits.blobBytes"), dl.blob_bytes),
+        envelope_bytes=_get(lim, "envelopeBytes", size("limits.envelopeBytes"), dl.envelope_bytes),
+        concurrent_verifications=concurrent,
+        verification_wait=_get(
+            lim,
+            "verificationWait",
+            lambda n: r.duration(n, "limits.verificationWait"),
+            dl.verification_wait,
+        ),
+    )
+
     return Config(
         listen=_get(top, "listen", listen, d.listen),
         policies=_get(top, "policies", lambda n: r.string(n, "policies"), d.policies),
+        state_dir=_get(
+            top, "stateDir", lambda n: r.string(n, "stateDir", allow_empty=True), d.state_dir
+        ),
         default_action=_get(
             top, "defaultAction", lambda n: r.choice(n, "defaultAction", ("deny", "allow")), "deny"
         ),
@@ -263,7 +371,7 @@ def _read(r: _ConfigReader, doc: Node) -> Config:
             client_ca=_get(tls, "clientCA", lambda n: r.string(n, "tls.clientCA"), ""),
         ),
         server=ServerConfig(
-            workers=_get(server, "workers", positive("server.workers"), d.server.workers),
+            workers=workers,
             max_concurrent=_get(
                 server, "maxConcurrent", positive("server.maxConcurrent"), d.server.max_concurrent
             ),
@@ -278,6 +386,7 @@ def _read(r: _ConfigReader, doc: Node) -> Config:
                 reload, "interval", lambda n: r.duration(n, "reload.interval"), d.reload.interval
             ),
         ),
+        limits=limits,
     )
 
 

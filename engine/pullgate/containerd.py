@@ -8,7 +8,8 @@ It asks the pullgate daemon (one ``Verify`` over a unix socket), prints a one-li
 stdout (containerd shows it in the pull error) and exits 0 (allowed), 1 (denied) or 2 (could
 not decide: bad input, daemon unreachable, timeout). containerd blocks the pull on any
 non-zero exit. With ``--fail-open`` it exits 0 when the daemon cannot answer (never on bad
-input or a denial).
+input or a denial). At most 1 MiB of stdin is read (``-max-stdin-bytes N`` or
+``PULLGATE_MAX_STDIN_BYTES``); more is bad input.
 
 Start-up is on every pull's path: this module imports only what the call needs (no policy,
 CEL or YAML code), and on a unix socket it talks HTTP/2 itself (``grpclite``): ``grpc`` and the
@@ -40,13 +41,51 @@ DESCRIPTOR_TYPE = "application/vnd.oci.descriptor.v1+json"
 INPUT_TYPE = "application/vnd.containerd.image-verifier.input.v1+json"
 DEFAULT_ADDRESS = "unix:///run/pullgate/pullgate.sock"
 DEFAULT_TIMEOUT = "8s"  # containerd's per_verifier_timeout defaults to 10s
-MAX_STDIN = 1 << 20
+MAX_TIMEOUT = 86400.0  # seconds; gRPC's grpc-timeout header has at most 8 digits
+MAX_STDIN = 1 << 20  # the default; -max-stdin-bytes or PULLGATE_MAX_STDIN_BYTES change it
+MAX_STDIN_CEILING = 64 << 20  # the buffer is allocated up front: a bound on the bound
 MAX_REASON = 4096  # containerd keeps 32 KiB of stdout; one readable line is the goal
 NAMESPACE_ANNOTATION = "io.kubernetes.cri.sandbox-namespace"
 POD_NAME_ANNOTATION = "io.kubernetes.cri.sandbox-name"
 POD_UID_ANNOTATION = "io.kubernetes.cri.sandbox-uid"
-_VALUE_FLAGS = ("name", "digest", "stdin-media-type", "operation", "address", "timeout")
+_VALUE_FLAGS = (
+    "name",
+    "digest",
+    "stdin-media-type",
+    "operation",
+    "address",
+    "timeout",
+    "max-stdin-bytes",
+)
 _BOOL_FLAGS = ("fail-open", "help")
+
+# Reason codes of the answers this program makes itself (docs/troubleshooting.md); the
+# daemon's judgements carry theirs (pullgate.judgement.CODES). Added, never renamed.
+INVALID_REQUEST = "INVALID_REQUEST"  # bad argv or stdin, or the daemon said INVALID_ARGUMENT
+DIGEST_MISMATCH = "DIGEST_MISMATCH"  # -digest is not the descriptor's digest
+NO_POLICY_SET = "NO_POLICY_SET"  # the daemon runs but no policy set has loaded yet
+DAEMON_UNREACHABLE = "DAEMON_UNREACHABLE"  # no daemon at the address (or it hung up)
+DAEMON_TIMEOUT = "DAEMON_TIMEOUT"  # no answer within the timeout
+DAEMON_BUSY = "DAEMON_BUSY"  # the daemon refused the call: every verification slot is taken
+DAEMON_ERROR = "DAEMON_ERROR"  # the daemon failed (INTERNAL or another gRPC status)
+ALLOWED_FAIL_OPEN = "ALLOWED_FAIL_OPEN"  # the daemon could not answer and --fail-open is on
+INTERNAL_ERROR = "INTERNAL_ERROR"  # this program crashed
+CODES = (
+    INVALID_REQUEST,
+    DIGEST_MISMATCH,
+    NO_POLICY_SET,
+    DAEMON_UNREACHABLE,
+    DAEMON_TIMEOUT,
+    DAEMON_BUSY,
+    DAEMON_ERROR,
+    ALLOWED_FAIL_OPEN,
+    INTERNAL_ERROR,
+)
+_STATUS_CODES = {
+    "DEADLINE_EXCEEDED": DAEMON_TIMEOUT,
+    "RESOURCE_EXHAUSTED": DAEMON_BUSY,
+    "UNAVAILABLE": DAEMON_UNREACHABLE,
+}
 
 
 class InputError(Exception):
@@ -64,6 +103,7 @@ class Args:
         self.operation = ""
         self.address = ""
         self.timeout = ""
+        self.max_stdin_bytes = ""
         self.fail_open = False
         self.help = False
         self.ignored: list[str] = []
@@ -139,6 +179,8 @@ def _descriptor(value: Any) -> dict[str, Any]:
         raise InputError("the descriptor's mediaType must be a string")
     if isinstance(size, bool) or not isinstance(size, int):
         raise InputError("the descriptor's size must be an integer")
+    if not -(1 << 63) <= size < 1 << 63:
+        raise InputError("the descriptor's size does not fit in 64 bits")
     artifact_type = value.get("artifactType", "")
     return {
         "media_type": media_type,
@@ -149,15 +191,38 @@ def _descriptor(value: Any) -> dict[str, Any]:
     }
 
 
-def read_call(args: Args, stdin: BinaryIO) -> Call:
-    """Validate argv and stdin into one call. Raises InputError (exit 2) when they are bad."""
+def max_stdin(args: Args, environ: Mapping[str, str]) -> int:
+    """The stdin bound: ``-max-stdin-bytes``, else ``PULLGATE_MAX_STDIN_BYTES``, else 1 MiB."""
+    if args.max_stdin_bytes:
+        text, what = args.max_stdin_bytes, "-max-stdin-bytes"
+    elif environ.get("PULLGATE_MAX_STDIN_BYTES"):
+        text, what = environ["PULLGATE_MAX_STDIN_BYTES"], "PULLGATE_MAX_STDIN_BYTES"
+    else:
+        return MAX_STDIN
+    digits = text.isascii() and text.isdigit() and len(text) <= 12
+    if not digits or not 0 < int(text) <= MAX_STDIN_CEILING:
+        raise InputError(
+            f"{what}: {text[:40]!r} is not a number of bytes from 1 to {MAX_STDIN_CEILING}"
+        )
+    return int(text)
+
+
+def read_call(args: Args, stdin: BinaryIO, limit: int = MAX_STDIN) -> Call:
+    """Validate argv and stdin into one call. Raises InputError (exit 2) when they are bad.
+
+    At most ``limit`` bytes of stdin are read (one more, to know it is over).
+    """
     if not args.name:
         raise InputError("missing -name (the image reference)")
     if not args.digest:
         raise InputError("missing -digest (the resolved digest)")
-    raw = stdin.read(MAX_STDIN + 1)
-    if len(raw) > MAX_STDIN:
-        raise InputError(f"stdin is larger than {MAX_STDIN} bytes")
+    raw = stdin.read(limit + 1)
+    if len(raw) > limit:
+        raise InputError(
+            f"stdin is larger than {limit} bytes (the rest was not read); containerd sends a "
+            "descriptor of a few hundred bytes: check the caller, or raise the limit with "
+            "-max-stdin-bytes or PULLGATE_MAX_STDIN_BYTES"
+        )
     try:
         data = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
@@ -216,16 +281,49 @@ def _str(value: Any) -> str:
     return value if isinstance(value, str) else ""
 
 
+def _check_text(call: Call, address: str) -> None:
+    """Lone surrogates (JSON ``\\ud800`` escapes, undecodable argv) cannot be sent, and a
+    NUL cannot be in a socket path: bad input, not an internal error."""
+    d = call.descriptor
+    texts = [call.name, d["media_type"], d["digest"], d["artifact_type"], call.operation]
+    texts += [call.namespace, call.pod_name, call.pod_uid, address]
+    for strings in (d["annotations"], call.annotations, call.labels):
+        texts += [*strings, *strings.values()]
+    try:
+        "".join(texts).encode()
+    except UnicodeEncodeError:
+        raise InputError("the input holds text that is not valid UTF-8") from None
+    if "\0" in address:
+        raise InputError("the daemon address holds a NUL character")
+
+
 def _one_line(text: str) -> str:
+    """One line of at most MAX_REASON characters; clipping keeps the final ``[...]`` (the
+    reason code and decision id)."""
     text = " ".join(text.split())
-    return text if len(text) <= MAX_REASON else text[: MAX_REASON - 1] + "…"
+    if len(text) <= MAX_REASON:
+        return text
+    head, bracket, tail = text.rpartition(" [")
+    if bracket and len(tail) < 200:
+        return head[: MAX_REASON - len(tail) - 3] + "…" + bracket + tail
+    return text[: MAX_REASON - 1] + "…"
 
 
 VERIFY = "/pullgate.v1.ImageVerifier/Verify"
 
 
-def _answer(ok: bool, reason: str, decision_id: str, revision: str) -> tuple[bool, str]:
-    return ok, f"{reason} [pullgate decision {decision_id}, policy revision {revision}]"
+def _answer(ok: bool, reason: str, decision_id: str, revision: str, code: str) -> tuple[bool, str]:
+    """``<reason> [CODE, pullgate decision ID, policy revision REV]``: the daemon's reason as it
+    gave it, then the reason code (none from a daemon older than codes) and the ids."""
+    tag = f"{code}, " if code else ""
+    return ok, f"{reason} [{tag}pullgate decision {decision_id}, policy revision {revision}]"
+
+
+def _status_code(exc: CallError) -> str:
+    """The reason code of a call the daemon did not answer with a judgement."""
+    if exc.code == "UNAVAILABLE" and exc.details.startswith("no policy set has loaded"):
+        return NO_POLICY_SET
+    return _STATUS_CODES.get(exc.code, DAEMON_ERROR)
 
 
 def ask(call: Call, address: str, timeout: float, stderr: TextIO) -> tuple[bool, str]:
@@ -257,7 +355,11 @@ def ask(call: Call, address: str, timeout: float, stderr: TextIO) -> tuple[bool,
             raw = unary_call(address[len("unix://") :], VERIFY, message, timeout=timeout)
             r = decode_verify_response(raw)
             return _answer(
-                bool(r["ok"]), str(r["reason"]), str(r["decision_id"]), str(r["policy_revision"])
+                bool(r["ok"]),
+                str(r["reason"]),
+                str(r["decision_id"]),
+                str(r["policy_revision"]),
+                str(r["code"]),
             )
         except (ProtocolError, WireError) as exc:
             print(f"pullgate-containerd: falling back to grpcio ({exc})", file=stderr)
@@ -291,7 +393,9 @@ def _ask_grpcio(call: Call, address: str, timeout: float) -> tuple[bool, str]:
     except grpc.RpcError as exc:
         code = exc.code()
         raise CallError(code.name if code else "UNKNOWN", str(exc.details())) from None
-    return _answer(response.ok, response.reason, response.decision_id, response.policy_revision)
+    return _answer(
+        response.ok, response.reason, response.decision_id, response.policy_revision, response.code
+    )
 
 
 def run(
@@ -323,17 +427,20 @@ def run(
             )
         except ValueError as exc:
             raise InputError(f"timeout: {exc}") from None
+        if not 0 < timeout <= MAX_TIMEOUT:
+            raise InputError(f"timeout: {timeout:g}s is out of range; give 1ms to 24h")
         fail_open = args.fail_open or environ.get("PULLGATE_FAIL_OPEN", "") in ("1", "true")
-        call = read_call(args, stdin)
+        call = read_call(args, stdin, max_stdin(args, environ))
+        _check_text(call, address)
     except InputError as exc:
-        return answer(EXIT_ERROR, f"pullgate could not decide: {exc}")
+        return answer(EXIT_ERROR, f"pullgate could not decide: {exc} [{INVALID_REQUEST}]")
 
     resolved = call.descriptor["digest"]
     if resolved != args.digest:
         return answer(
             EXIT_DENIED,
             f"denied: -digest {args.digest[:80]} differs from the descriptor's digest "
-            f"{resolved[:80]}",
+            f"{resolved[:80]} [{DIGEST_MISMATCH}]",
         )
 
     try:
@@ -341,13 +448,19 @@ def run(
     except CallError as exc:
         detail = f"{exc.code}: {exc.details}"
         if exc.code == "INVALID_ARGUMENT":
-            return answer(EXIT_ERROR, f"pullgate could not decide: bad request: {detail}")
+            return answer(
+                EXIT_ERROR, f"pullgate could not decide: bad request: {detail} [{INVALID_REQUEST}]"
+            )
+        code = _status_code(exc)
         if fail_open:
             return answer(
                 EXIT_ALLOWED,
-                f"allowed by --fail-open: pullgate at {address} did not answer ({detail})",
+                f"allowed by --fail-open: pullgate at {address} did not answer ({detail}) "
+                f"[{ALLOWED_FAIL_OPEN}]",
             )
-        return answer(EXIT_ERROR, f"pullgate could not decide (fail closed): {address}: {detail}")
+        return answer(
+            EXIT_ERROR, f"pullgate could not decide (fail closed): {address}: {detail} [{code}]"
+        )
     return answer(EXIT_ALLOWED if ok else EXIT_DENIED, reason)
 
 
@@ -355,7 +468,7 @@ def main() -> int:
     try:
         return run(sys.argv[1:], sys.stdin.buffer, sys.stdout, sys.stderr, os.environ)
     except Exception as exc:  # a crash must read as "could not decide", not as a denial
-        print(_one_line(f"pullgate could not decide: internal error: {exc!r}"))
+        print(_one_line(f"pullgate could not decide: internal error: {exc!r} [{INTERNAL_ERROR}]"))
         return EXIT_ERROR
 
 

@@ -16,13 +16,28 @@ import logging
 import secrets
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from .cel import EvalError
 from .context import BaseContext, base_context, policy_context, when_context
 from .evidence import Evidence, Target
-from .judgement import AuthorityResult, Judgement, PolicyResult, RuleResult
+from .judgement import (
+    ALLOWED,
+    ALLOWED_AUDIT_ONLY,
+    ALLOWED_BY_DEFAULT,
+    DIGEST_MISMATCH,
+    NO_AUTHORITY_VERIFIED,
+    NO_POLICY_APPLIES,
+    NO_POLICY_SELECTED,
+    RULE_ERROR,
+    RULE_FAILED,
+    AuthorityResult,
+    Judgement,
+    PolicyResult,
+    RuleResult,
+)
 from .judgements import JudgementCache, request_key
 from .policy import Authority
 from .reference import InvalidReference, parse_reference
@@ -30,10 +45,10 @@ from .request import InvalidRequest, Request, check_request
 from .rules import CompiledPolicy, CompiledPolicySet
 from .verifiers import Verifiers
 
-__all__ = ["DEFAULT_OPTIONS", "Decider", "Options", "log_decision"]
+__all__ = ["DEFAULT_OPTIONS", "Decider", "Options", "Trace", "log_decision"]
 
 MAX_REASON_CHARS = 1000
-MAX_DETAIL_CHARS = 300
+MAX_DETAIL_CHARS = 600  # a registry failure names the image twice before the fault
 NOT_NEEDED = "not checked: no rule of this policy reads authorities or signatures"
 NO_DIGEST = "no digest to verify: give the image as REF@sha256:... or pass --digest"
 
@@ -50,9 +65,28 @@ def log_decision(judgement: Judgement) -> None:
 class Options:
     default_action: str = "deny"  # "deny" | "allow": when no policy selects the image
     unknown_namespace: str = "apply"  # "apply" | "skip": namespace-scoped policies at pull time
+    # registry.timeout: bounds all the registry work of one decision (pullgate.registry.budget)
+    registry_timeout: float | None = None
 
 
 DEFAULT_OPTIONS = Options()
+
+
+@dataclass(slots=True)
+class Trace:
+    """What one decision saw, kept only when asked for (``explain.py``, ``verify --explain``):
+    the time its rules saw as ``now`` and the evidence of each authority, by fingerprint."""
+
+    now: datetime | None = None
+    evidence: dict[str, Evidence] = field(default_factory=dict)
+
+
+def _code(result: PolicyResult) -> str:
+    """The reason code of a failed policy."""
+    failed = next((r for r in result.rules if not r.passed), None)
+    if failed is None:
+        return NO_AUTHORITY_VERIFIED
+    return RULE_ERROR if failed.error else RULE_FAILED
 
 
 def _clip(text: str, limit: int = MAX_DETAIL_CHARS) -> str:
@@ -71,6 +105,16 @@ def _why_unverified(found: Sequence[tuple[str, Evidence]]) -> str:
         if not evidence.verified:
             by_error.setdefault(evidence.error, []).append(name)
     return "; ".join(f"{', '.join(names)}: {error}" for error, names in by_error.items())
+
+
+def _registry_budget(seconds: float | None) -> AbstractContextManager[object]:
+    """``registry.timeout`` for all the evidence of one decision; imported only when set, so
+    that ``pullgate check`` and ``test`` do not load the registry client."""
+    if seconds is None:
+        return nullcontext()
+    from .registry.budget import registry_budget
+
+    return registry_budget(seconds)
 
 
 class Decider:
@@ -93,9 +137,17 @@ class Decider:
         self.judgements = judgements
 
     def decide(
-        self, policies: CompiledPolicySet, request: Request, *, now: datetime | None = None
+        self,
+        policies: CompiledPolicySet,
+        request: Request,
+        *,
+        now: datetime | None = None,
+        trace: Trace | None = None,
     ) -> Judgement:
-        """Judge one request. Raises :class:`InvalidRequest` when it cannot be judged at all."""
+        """Judge one request. Raises :class:`InvalidRequest` when it cannot be judged at all.
+
+        With a ``trace``, the judgement cache is bypassed and the trace records what the
+        decision saw."""
         started = time.perf_counter()
         request = check_request(request, require_digest=False)
         try:
@@ -103,7 +155,8 @@ class Decider:
         except InvalidReference as exc:
             raise InvalidRequest(str(exc)) from None
         digest = request.descriptor.digest or ref.digest or ""
-        key = request_key(policies.revision, request) if self.judgements and now is None else None
+        cacheable = self.judgements and now is None and trace is None
+        key = request_key(policies.revision, request) if cacheable else None
         hit = self.judgements.get(key) if self.judgements and key is not None else None
         if hit is not None:
             judgement = replace(
@@ -116,19 +169,21 @@ class Decider:
                 self.log(judgement)
             return judgement
         if ref.digest and digest != ref.digest:
-            ok, reason = (
+            ok, code, reason = (
                 False,
+                DIGEST_MISMATCH,
                 f"denied: the reference names digest {ref.digest} but {digest} was resolved",
             )
             results: tuple[PolicyResult, ...] = ()
             warnings: tuple[str, ...] = ()
         else:
-            decision = _Decision(self, policies, request, now or datetime.now(UTC))
-            ok, reason, results, warnings = decision.run(
-                ref.name,
-                digest,
-                Target(ref, digest, request.descriptor.media_type, request.descriptor.size),
-            )
+            decision = _Decision(self, policies, request, now or datetime.now(UTC), trace)
+            with _registry_budget(self.options.registry_timeout):
+                ok, code, reason, results, warnings = decision.run(
+                    ref.name,
+                    digest,
+                    Target(ref, digest, request.descriptor.media_type, request.descriptor.size),
+                )
         judgement = Judgement(
             ok=ok,
             reason=_clip(reason, MAX_REASON_CHARS),
@@ -139,6 +194,7 @@ class Decider:
             policies=results,
             warnings=warnings,
             duration_ms=(time.perf_counter() - started) * 1000,
+            code=code,
         )
         if self.judgements is not None and key is not None:
             self.judgements.put(key, judgement)
@@ -151,17 +207,25 @@ class _Decision:
     """The working state of one decision."""
 
     def __init__(
-        self, decider: Decider, policies: CompiledPolicySet, request: Request, now: datetime
+        self,
+        decider: Decider,
+        policies: CompiledPolicySet,
+        request: Request,
+        now: datetime,
+        trace: Trace | None = None,
     ) -> None:
         self.decider = decider
         self.policies = policies
         self.request = request
         self.now = now
         self.warnings: list[str] = []
+        self.trace = trace
+        if trace is not None:
+            trace.now = now
 
     def run(
         self, name: str, digest: str, target: Target
-    ) -> tuple[bool, str, tuple[PolicyResult, ...], tuple[str, ...]]:
+    ) -> tuple[bool, str, str, tuple[PolicyResult, ...], tuple[str, ...]]:
         options = self.decider.options
         selected = self.policies.select(
             name,
@@ -181,9 +245,14 @@ class _Decision:
                 else f"no policy selects {name}"
             )
             reason = f"{verb}: {why} and the default action is {options.default_action}"
-            return ok, reason, (), tuple(self.warnings)
+            code = (
+                ALLOWED_BY_DEFAULT if ok else NO_POLICY_APPLIES if skipped else NO_POLICY_SELECTED
+            )
+            return ok, code, reason, (), tuple(self.warnings)
 
         evidence = self._gather(applied, target)
+        if self.trace is not None:
+            self.trace.evidence.update(evidence)
         results = tuple(self._evaluate(p, base, evidence) for p in applied)
         failed = [r for r in results if not r.passed and r.mode == "enforce"]
         for r in results:
@@ -196,13 +265,16 @@ class _Decision:
                 if others
                 else ""
             )
-            return False, f"denied: {failed[0].detail}{more}", results, tuple(self.warnings)
+            reason = f"denied: {failed[0].detail}{more}"
+            return False, _code(failed[0]), reason, results, tuple(self.warnings)
         passed = [r.name for r in results if r.mode == "enforce"]
         if passed:
+            code = ALLOWED
             reason = f"allowed by {'policy' if len(passed) == 1 else 'policies'} {_quote(passed)}"
         else:
+            code = ALLOWED_AUDIT_ONLY
             reason = f"allowed: only audit policies select {name}"
-        return True, reason, results, tuple(self.warnings)
+        return True, code, reason, results, tuple(self.warnings)
 
     def _applies(self, policy: CompiledPolicy, base: BaseContext) -> bool:
         if policy.when is None:

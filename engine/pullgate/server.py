@@ -2,7 +2,8 @@
 standard health checking and reflection, live policy reload, graceful drain on SIGTERM.
 
 Status codes: a malformed request → INVALID_ARGUMENT; no policy set ever loaded → UNAVAILABLE;
-too many RPCs in flight → RESOURCE_EXHAUSTED; anything unexpected → INTERNAL. Each of them
+too many RPCs in flight, or no verification slot free in time (``limits.concurrentVerifications``,
+``limits.verificationWait``) → RESOURCE_EXHAUSTED; anything unexpected → INTERNAL. Each of them
 makes ``pullgate-containerd`` block the pull (unless it runs with ``--fail-open``).
 """
 
@@ -29,11 +30,14 @@ from .api import judgement_to_proto, request_from_proto
 from .cel import EngineUnavailable
 from .config import Config
 from .decide import Decider, Options
-from .judgements import JudgementCache
+from .judgements import JudgementCache, request_key
+from .limits import Busy, VerificationSlots
 from .logs import event
+from .malloc import cap_malloc_arenas
 from .reload import PolicyState, Reloader
 from .request import InvalidRequest, check_request
 from .rules import engine_named
+from .snapshot import PolicySnapshot
 from .v1 import verifier_pb2 as pb
 from .v1 import verifier_pb2_grpc as pb_grpc
 from .verifiers.configure import build_verifiers
@@ -54,10 +58,17 @@ def _rfc3339(t: float) -> str:
 
 
 class VerifierService(pb_grpc.ImageVerifierServicer):
-    def __init__(self, state: PolicyState, decider: Decider, policy_dir: str) -> None:
+    def __init__(
+        self,
+        state: PolicyState,
+        decider: Decider,
+        policy_dir: str,
+        slots: VerificationSlots | None = None,
+    ) -> None:
         self.state = state
         self.decider = decider
         self.policy_dir = policy_dir
+        self.slots = slots
 
     def _abort(self, context: grpc.ServicerContext, code: grpc.StatusCode, why: str) -> NoReturn:
         context.abort(code, why)
@@ -75,9 +86,19 @@ class VerifierService(pb_grpc.ImageVerifierServicer):
             )
         try:
             checked = check_request(request_from_proto(request), require_digest=True)
-            judgement = self.decider.decide(policies, checked)
+            judgements = self.decider.judgements
+            if self.slots is None or (
+                judgements is not None
+                and judgements.get(request_key(policies.revision, checked)) is not None
+            ):  # a cached judgement never waits for a verification slot
+                judgement = self.decider.decide(policies, checked)
+            else:
+                with self.slots.slot(context.time_remaining()):
+                    judgement = self.decider.decide(policies, checked)
         except InvalidRequest as exc:
             self._abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        except Busy as exc:
+            self._abort(context, grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
         except Exception:
             log.exception("verify failed")
             self._abort(context, grpc.StatusCode.INTERNAL, "internal error; see the daemon log")
@@ -160,7 +181,9 @@ class Daemon:
                 config.cache.judgement_ttl, max_entries=config.cache.max_entries
             ),
             options=Options(
-                default_action=config.default_action, unknown_namespace=config.unknown_namespace
+                default_action=config.default_action,
+                unknown_namespace=config.unknown_namespace,
+                registry_timeout=config.registry.timeout,
             ),
         )
         self.reloader = Reloader(
@@ -170,6 +193,8 @@ class Daemon:
             interval=config.reload.interval,
             polling=config.reload.poll,
             engine=config.cel.engine,
+            limits=config.limits,
+            snapshot=PolicySnapshot(config.state_dir) if config.state_dir else None,
         )
         self.health = health.HealthServicer()
         self.server = grpc.server(
@@ -178,6 +203,13 @@ class Daemon:
             ),
             maximum_concurrent_rpcs=config.server.max_concurrent,
             options=[("grpc.so_reuseport", 0)],
+        )
+        capacity = config.concurrent_verifications
+        self.slots = VerificationSlots(
+            capacity,
+            wait=config.limits.verification_wait,
+            # waiting holds an RPC thread: leave at least one for cached judgements and health
+            max_waiting=config.server.workers - capacity - 1,
         )
         self.listeners: list[Listener] = []
         self._stopping = threading.Event()
@@ -195,7 +227,7 @@ class Daemon:
     def start(self) -> None:
         config = self.config
         pb_grpc.add_ImageVerifierServicer_to_server(
-            VerifierService(self.state, self.decider, config.policies), self.server
+            VerifierService(self.state, self.decider, config.policies, self.slots), self.server
         )
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         reflection.enable_server_reflection(
@@ -255,6 +287,7 @@ class Daemon:
 
 def serve(config: Config, *, ready: Callable[[Daemon], Any] | None = None) -> int:
     """Run until SIGTERM or SIGINT, then drain and return 0."""
+    cap_malloc_arenas()  # before the RPC threads exist (see malloc.py)
     daemon = Daemon(config)
     done = threading.Event()
 
