@@ -105,9 +105,14 @@ class _RefError(Exception):
 
 def _quote(text: str) -> str:
     """``repr`` of ``text``, truncated so that error messages stay readable."""
-    if len(text) <= _QUOTE_LIMIT:
-        return repr(text)
-    return f"{text[:_QUOTE_LIMIT]!r}... ({len(text)} characters)"
+    head = text[:_QUOTE_LIMIT]
+    quoted = repr(head)
+    if len(quoted) > 2 * _QUOTE_LIMIT:  # an escape (\x00, \U0001f600) takes up to 10 characters
+        head = head[: _QUOTE_LIMIT // 10]
+        quoted = repr(head)
+    if len(head) == len(text):
+        return quoted
+    return f"{quoted}... ({len(text)} characters)"
 
 
 def _supported_algorithms() -> str:
@@ -144,11 +149,12 @@ def _check_digest(text: str) -> None:
     if algorithm not in DIGEST_HEX_LENGTHS:
         if algorithm.lower() in DIGEST_HEX_LENGTHS:
             raise _RefError(
-                f"digest algorithm {algorithm!r} must be lowercase: write {algorithm.lower()!r}"
+                f"digest algorithm {_quote(algorithm)} must be lowercase: "
+                f"write {_quote(algorithm.lower())}"
             )
         what = "unsupported" if _DIGEST_ALGORITHM_RE.fullmatch(algorithm) else "invalid"
         raise _RefError(
-            f"{what} digest algorithm {algorithm!r}; supported algorithms: "
+            f"{what} digest algorithm {_quote(algorithm)}; supported algorithms: "
             f"{_supported_algorithms()}"
         )
     expected = DIGEST_HEX_LENGTHS[algorithm]
@@ -166,7 +172,7 @@ def _check_digest(text: str) -> None:
     if not _LOWER_HEX_RE.fullmatch(encoded):
         raise _RefError(
             f"the {algorithm} digest hex must be lowercase: write "
-            f"{algorithm + ':' + encoded.lower()!r}"
+            f"{_quote(algorithm + ':' + encoded.lower())}"
         )
     if len(encoded) != expected:
         raise _RefError(
@@ -205,11 +211,13 @@ def _check_registry(registry: str) -> None:
     if registry.startswith("["):
         end = registry.find("]")
         if end == -1:
-            raise _RefError(f"registry {registry!r} has an IPv6 address without the closing ']'")
+            raise _RefError(
+                f"registry {_quote(registry)} has an IPv6 address without the closing ']'"
+            )
         host, port_part = registry[: end + 1], registry[end + 1 :]
     elif registry.count(":") > 1:
         raise _RefError(
-            f"registry {registry!r} looks like an IPv6 address; "
+            f"registry {_quote(registry)} looks like an IPv6 address; "
             "enclose it in brackets, e.g. '[::1]:5000'"
         )
     else:
@@ -217,19 +225,19 @@ def _check_registry(registry: str) -> None:
         port_part = sep + port
     if port_part:
         if not port_part.startswith(":"):
-            raise _RefError(f"invalid registry {registry!r}: expected ':port' after the host")
+            raise _RefError(f"invalid registry {_quote(registry)}: expected ':port' after the host")
         if not _PORT_RE.fullmatch(port_part[1:]):
             raise _RefError(
-                f"invalid port {port_part[1:]!r} in registry {registry!r}; the port must be a "
-                "number, e.g. 'registry.example.com:5000'"
+                f"invalid port {_quote(port_part[1:])} in registry {_quote(registry)}; "
+                "the port must be a number, e.g. 'registry.example.com:5000'"
             )
     if not _HOST_RE.fullmatch(host):
         raise _RefError(
-            f"invalid registry host {host!r}: a host is a domain name (letters, digits and "
+            f"invalid registry host {_quote(host)}: a host is a domain name (letters, digits and "
             "inner '-', in non-empty parts separated by single dots), an IPv4 address or a "
             "bracketed IPv6 address"
         )
-    raise _RefError(f"invalid registry {registry!r}")  # pragma: no cover - covered above
+    raise _RefError(f"invalid registry {_quote(registry)}")  # pragma: no cover - covered above
 
 
 def _check_path(path: str) -> None:
@@ -242,10 +250,10 @@ def _check_path(path: str) -> None:
         bad = next((c for c in component if not _PATH_CHARS_RE.fullmatch(c)), None)
         if bad is not None:
             raise _RefError(
-                f"invalid repository path component {component!r}: {bad!r} is not allowed; "
+                f"invalid repository path component {_quote(component)}: {bad!r} is not allowed; "
                 f"{_PATH_RULE}"
             )
-        raise _RefError(f"invalid repository path component {component!r}: {_PATH_RULE}")
+        raise _RefError(f"invalid repository path component {_quote(component)}: {_PATH_RULE}")
 
 
 def _is_registry_host(segment: str) -> bool:
@@ -284,8 +292,9 @@ class ImageRef:
         except _RefError as exc:
             raise InvalidReference(
                 f"invalid ImageRef(registry={_quote(self.registry)}, "
-                f"repository={_quote(self.repository)}, tag={self.tag!r}, "
-                f"digest={self.digest!r}): {exc}"
+                f"repository={_quote(self.repository)}, "
+                f"tag={None if self.tag is None else _quote(self.tag)}, "
+                f"digest={None if self.digest is None else _quote(self.digest)}): {exc}"
             ) from None
 
     def _validate(self) -> None:
@@ -296,10 +305,10 @@ class ImageRef:
         _check_registry(registry)
         canonical = _normalise_registry(registry)
         if canonical != registry:
-            raise _RefError(f"the registry must be written in canonical form {canonical!r}")
+            raise _RefError(f"the registry must be written in canonical form {_quote(canonical)}")
         if not _is_registry_host(registry):
             raise _RefError(
-                f"registry {registry!r} has no '.' or ':port' and is not 'localhost', so its "
+                f"registry {_quote(registry)} has no '.' or ':port' and is not 'localhost', so its "
                 "name would read as a Docker Hub namespace; use a fully-qualified host"
             )
         if repository == "":
@@ -307,13 +316,13 @@ class ImageRef:
         _check_characters(repository)
         if repository != repository.lower():
             raise _RefError(
-                f"repository names must be lowercase: did you mean {repository.lower()!r}?"
+                f"repository names must be lowercase: did you mean {_quote(repository.lower())}?"
             )
         _check_path(repository)
         if registry == DEFAULT_REGISTRY and "/" not in repository:
             raise _RefError(
                 "Docker Hub repositories have a namespace: did you mean "
-                f"{_OFFICIAL_NAMESPACE + repository!r}?"
+                f"{_quote(_OFFICIAL_NAMESPACE + repository)}?"
             )
         name_length = len(registry) + 1 + len(repository)
         if name_length > MAX_NAME_LENGTH:
@@ -402,8 +411,8 @@ def _check_input(text: str) -> None:
     scheme = _SCHEME_RE.match(text)
     if scheme:
         raise _RefError(
-            f"image references have no URL scheme; drop the scheme {scheme.group()!r} "
-            f"and write {text[scheme.end() :]!r}"
+            f"image references have no URL scheme; drop the scheme {_quote(scheme.group())} "
+            f"and write {_quote(text[scheme.end() :])}"
         )
 
 
@@ -440,8 +449,8 @@ def _split_name(text: str, name: str) -> tuple[str, str]:
             # namespace: there is no canonical spelling, and the user most likely meant Hub.
             suggestion = name.lower() + text[len(name) :]
             raise _RefError(
-                f"repository names must be lowercase: did you mean {suggestion!r}? "
-                f"({first!r} is not a registry host: it has no '.' or ':port' and is not "
+                f"repository names must be lowercase: did you mean {_quote(suggestion)}? "
+                f"({_quote(first)} is not a registry host: it has no '.' or ':port' and is not "
                 "'localhost')"
             )
     else:
@@ -453,7 +462,7 @@ def _split_name(text: str, name: str) -> tuple[str, str]:
             )
     if path != path.lower():
         suggestion = text[:path_start] + path.lower() + text[len(name) :]
-        raise _RefError(f"repository names must be lowercase: did you mean {suggestion!r}?")
+        raise _RefError(f"repository names must be lowercase: did you mean {_quote(suggestion)}?")
     _check_path(path)
     if registry == DEFAULT_REGISTRY and "/" not in path:
         path = _OFFICIAL_NAMESPACE + path

@@ -115,6 +115,9 @@ class _Converter:
         except ConstructorError as exc:
             self.issues.append(Issue(mark, f"bad YAML value: {exc.problem}"))
             return Node(None, mark, invalid=True)
+        except ValueError:  # Python reads no integer of more than 4300 digits
+            self.issues.append(Issue(mark, "bad YAML value: a number too long to read; quote it"))
+            return Node(None, mark, invalid=True)
         return Node(value, mark, source=self._text(node) if isinstance(value, str) else "")
 
     def _mapping(self, node: yaml.MappingNode) -> Node:
@@ -165,6 +168,8 @@ def parse_documents(text: str, display: str) -> tuple[list[Node], list[Issue]]:
         elif "expected key" in problem or "mapping values are not allowed" in problem:
             problem += "; check the indentation"
         return [], [Issue(where, f"YAML syntax error: {problem}")]
+    except yaml.reader.ReaderError as exc:  # a character YAML does not allow, e.g. a NUL
+        return [], [_reader_issue(exc, text, display)]
     except yaml.YAMLError as exc:
         return [], [Issue(Mark(display, 1, 1), f"YAML error: {exc}")]
     except _TooLarge:
@@ -174,7 +179,26 @@ def parse_documents(text: str, display: str) -> tuple[list[Node], list[Issue]]:
                 f"more than {MAX_NODES_PER_FILE} YAML nodes (aliases included); split the file",
             )
         ]
+    except RecursionError:
+        return [], [
+            Issue(
+                Mark(display, 1, 1),
+                "YAML nested too deeply, or an alias used inside its own anchor; flatten it",
+            )
+        ]
     return docs, converter.issues
+
+
+def _reader_issue(exc: yaml.reader.ReaderError, text: str, display: str) -> Issue:
+    # libyaml counts UTF-8 bytes; the pure-Python reader counts characters.
+    if _Loader is yaml.SafeLoader:
+        before = text[: exc.position]
+    else:
+        before = text.encode("utf-8", "surrogatepass")[: exc.position].decode("utf-8", "replace")
+    column = len(before) - before.rfind("\n")
+    char = exc.character if isinstance(exc.character, int) else ord(exc.character)
+    message = f"YAML error: character U+{char:04X} is not allowed ({exc.reason}); remove it"
+    return Issue(Mark(display, before.count("\n") + 1, column), message)
 
 
 def _char_at(text: str, line: int, column: int) -> str:
