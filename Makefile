@@ -27,14 +27,16 @@ run: $(VENV)/.installed-run
 
 test: $(VENV)/.installed
 	scripts/debian-deps
-	$(BIN)/ruff check engine tests bench
-	$(BIN)/ruff format --check engine tests bench
+	$(BIN)/ruff check engine tests bench scripts
+	$(BIN)/ruff format --check engine tests bench scripts
 	$(BIN)/mypy
+	$(BIN)/mypy --strict scripts/demo.py
 	$(BIN)/python -m pytest
 
 lint: $(VENV)/.installed
-	$(BIN)/ruff check engine tests bench
+	$(BIN)/ruff check engine tests bench scripts
 	$(BIN)/mypy
+	$(BIN)/mypy --strict scripts/demo.py
 
 # The generated stubs are committed; tests/test_proto.py fails when they are stale.
 proto: $(VENV)/.installed

@@ -79,6 +79,27 @@ def test_keyed_by_digest_and_authority_fingerprint() -> None:
     assert inner.calls == 3
 
 
+def test_keyed_by_repository_too() -> None:
+    """One digest in two repositories: signatures live beside each, so a failure (or a
+    success) found in one must not answer for the other."""
+    unsigned_here = Target(parse_reference("ghcr.io/acme/mirror"), D1)
+    signed_there = Target(parse_reference("ghcr.io/acme/app"), D1)
+    other_registry = Target(parse_reference("quay.io/acme/app"), D1)
+
+    class ByRepository:
+        def verify(self, authority: Authority, t: Target) -> Evidence:
+            if t.ref.repository == "acme/app" and t.ref.registry == "ghcr.io":
+                return Evidence(signatures=(Signature(kind="key"),))
+            return Evidence.unverified(f"no signature in {t.ref.registry}/{t.ref.repository}")
+
+    cache = EvidenceCache(ByRepository())
+    miss = cache.verify(A, unsigned_here)
+    assert not miss.verified and "acme/mirror" in miss.error
+    assert cache.verify(A, signed_there).verified  # not the mirror's cached failure
+    other = cache.verify(A, other_registry)
+    assert not other.verified and not other.cached and "quay.io/acme/app" in other.error
+
+
 def test_bounded_size_evicts_the_least_recently_used() -> None:
     inner = Counting()
     cache = EvidenceCache(inner, max_entries=2)

@@ -1,4 +1,4 @@
-"""Evidence cache in front of a verifier: (digest, authority fingerprint) → Evidence.
+"""Evidence cache in front of a verifier: (repository, digest, authority fingerprint) → Evidence.
 
 Verified evidence lives ``ttl`` seconds, failures ``failure_ttl`` (short: a registry hiccup
 must not deny for long, and a signature pushed a moment later should count soon). Concurrent
@@ -20,7 +20,7 @@ from . import Verifier
 
 __all__ = ["CacheStats", "EvidenceCache"]
 
-Key = tuple[str, str]
+Key = tuple[str, str, str, str]  # registry, repository, digest, authority fingerprint
 
 
 @dataclass
@@ -59,7 +59,9 @@ class EvidenceCache:
     def verify(self, authority: Authority, target: Target) -> Evidence:
         if not target.digest:
             return self.inner.verify(authority, target)
-        key = (target.digest, authority.fingerprint)
+        # The repository is part of the key: signatures live beside the image, and one digest
+        # in two repositories may be signed in one and not the other.
+        key = (target.ref.registry, target.ref.repository, target.digest, authority.fingerprint)
         with self._lock:
             hit = self._entries.get(key)
             if hit is not None and hit[0] > self.clock():
