@@ -401,6 +401,10 @@ def test_same_content_gives_the_same_revision(tmp_path: Path) -> None:
     assert load(first).revision == load(first).revision
     assert load(first).revision == load(second).revision  # same display name, same content
     assert len(load(first).revision) == 16
+    # however the directory is written: relative, with ./, with a slash, absolute
+    spellings = {str(first), f"{first}/", os.path.relpath(first), f"./{os.path.relpath(first)}"}
+    revisions = {load_policy_dir(spelled).revision for spelled in spellings}
+    assert revisions == {load(first).revision}, spellings
 
 
 @pytest.mark.parametrize(

@@ -115,7 +115,7 @@ class PolicySnapshot:
             refs = {name: Path(name).read_bytes() for name in policies.references}
         except OSError as exc:
             return self._skip(policies.revision, f"cannot read {exc.filename}: {exc.strerror}")
-        if _revision(contents, refs) != policies.revision:
+        if _revision(contents, refs, display) != policies.revision:
             return self._skip(policies.revision, "the policy files changed while being saved")
         external = []
         for name, data in refs.items():

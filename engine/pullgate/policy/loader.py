@@ -170,10 +170,15 @@ def _parse_file(
     return models, syntax, len(refs.calls) > read_before
 
 
-def _revision(contents: list[tuple[str, bytes]], refs: dict[str, bytes]) -> str:
+def _revision(contents: list[tuple[str, bytes]], refs: dict[str, bytes], root_display: str) -> str:
+    """The revision id: a hash of every file's path below the root and bytes, and of the
+    referenced files' bytes. How the root is written (``policies``, ``./policies``, an absolute
+    path) does not change it, so a revision seen in CI is the one a node reports."""
+    prefix = _display(root_display, "")
     digest = hashlib.sha256()
     for display_path, data in contents:
-        digest.update(display_path.encode() + b"\0" + data + b"\0")
+        name = display_path.removeprefix(prefix) if prefix else display_path
+        digest.update(name.encode() + b"\0" + data + b"\0")
     for _, data in sorted(refs.items()):  # by absolute path; the names are in the files
         digest.update(b"ref\0" + data + b"\0")
     return digest.hexdigest()[:16]
@@ -198,7 +203,7 @@ def fingerprint(
         refs = {name: Path(name).read_bytes() for name in references}
     except OSError:
         return None
-    return None if issues else _revision(contents, refs)
+    return None if issues else _revision(contents, refs, shown)
 
 
 def load_policy_dir(
@@ -302,7 +307,7 @@ def load_policy_dir(
         raise PolicyLoadError(issues, partial=[*policies, *partial], complete=len(policies))
     return PolicySet(
         root=str(root_path),
-        revision=_revision(contents, refs.seen),
+        revision=_revision(contents, refs.seen, shown),
         references=tuple(sorted(refs.seen)),
         policies=tuple(sorted(policies, key=lambda p: p.name)),
         tests=tuple(tests),
