@@ -20,6 +20,7 @@ from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
+from . import metrics
 from .cel import EvalError
 from .context import BaseContext, base_context, policy_context, when_context
 from .evidence import Evidence, Target
@@ -107,6 +108,13 @@ def _why_unverified(found: Sequence[tuple[str, Evidence]]) -> str:
     return "; ".join(f"{', '.join(names)}: {error}" for error, names in by_error.items())
 
 
+def _lap(stage: str, since: float) -> float:
+    """Report the time since ``since`` as ``stage``; returns now (the next stage's start)."""
+    now = time.perf_counter()
+    metrics.observe_stage(stage, now - since)
+    return now
+
+
 def _registry_budget(seconds: float | None) -> AbstractContextManager[object]:
     """``registry.timeout`` for all the evidence of one decision; imported only when set, so
     that ``pullgate check`` and ``test`` do not load the registry client."""
@@ -120,7 +128,9 @@ def _registry_budget(seconds: float | None) -> AbstractContextManager[object]:
 class Decider:
     """Judges requests against whichever compiled policy set the caller passes in.
 
-    Holds no policy state, so a reloader can swap sets between calls without locks.
+    Holds no policy state, so a reloader can swap sets between calls without locks. With
+    ``log=None`` it is silent (policy tests, shadow policies): no decision log line and nothing
+    counted in the metrics.
     """
 
     def __init__(
@@ -167,6 +177,7 @@ class Decider:
             )
             if self.log is not None:
                 self.log(judgement)
+                metrics.decided(judgement)
             return judgement
         if ref.digest and digest != ref.digest:
             ok, code, reason = (
@@ -200,6 +211,7 @@ class Decider:
             self.judgements.put(key, judgement)
         if self.log is not None:
             self.log(judgement)
+            metrics.decided(judgement)
         return judgement
 
 
@@ -227,6 +239,9 @@ class _Decision:
         self, name: str, digest: str, target: Target
     ) -> tuple[bool, str, str, tuple[PolicyResult, ...], tuple[str, ...]]:
         options = self.decider.options
+        # stage timings (metrics.py), when metrics are on; a silent decider is not measured
+        observe = self.decider.log is not None and metrics.active() is not None
+        lap = time.perf_counter() if observe else 0.0
         selected = self.policies.select(
             name,
             namespace=self.request.namespace,
@@ -235,6 +250,8 @@ class _Decision:
         )
         base = base_context(target.ref, self.request, self.now, self.policies.engine)
         applied = [p for p in selected if self._applies(p, base)]
+        if observe:
+            lap = _lap("select", lap)
         if not applied:
             ok = options.default_action == "allow"
             verb = "allowed" if ok else "denied"
@@ -251,9 +268,13 @@ class _Decision:
             return ok, code, reason, (), tuple(self.warnings)
 
         evidence = self._gather(applied, target)
+        if observe:
+            lap = _lap("evidence", lap)
         if self.trace is not None:
             self.trace.evidence.update(evidence)
         results = tuple(self._evaluate(p, base, evidence) for p in applied)
+        if observe:
+            _lap("evaluate", lap)
         failed = [r for r in results if not r.passed and r.mode == "enforce"]
         for r in results:
             if not r.passed and r.mode == "audit":

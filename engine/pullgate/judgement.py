@@ -127,9 +127,10 @@ class Judgement:
         }
 
     def log_record(self) -> dict[str, Any]:
-        """The decision log line (schema documented in docs/policies.md)."""
+        """The decision log line (schema: docs/policies.md#the-decision-log, docs/metrics.md)."""
         return {
             "event": "decision",
+            "schemaVersion": 1,  # raised only if a key ever changes meaning; keys only grow
             "decisionId": self.decision_id,
             "image": self.image,
             "digest": self.digest,

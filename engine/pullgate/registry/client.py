@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .. import __version__
+from .. import __version__, metrics
 from ..reference import DIGEST_HEX_LENGTHS, ImageRef, InvalidReference, parse_digest
 from .budget import Budget, current_budget
 from .challenges import Challenge, parse_challenges
@@ -653,10 +653,14 @@ class RegistryClient:
             if timeout <= 0:
                 raise Unreachable(f"{what}: {budget.gave_up()}, before it was fetched")
         try:
-            return self.transport.request(
+            resp = self.transport.request(
                 method, url, headers, timeout=timeout, max_bytes=max_bytes
             )
+        except (TooLarge, BadResponse):
+            metrics.registry_request("invalid")  # the one place registry requests are counted
+            raise
         except Unreachable as exc:
+            metrics.registry_request("unreachable")
             host = urllib.parse.urlsplit(url).netloc.lower()
             where = f" (redirected to {host})" if host != origin else ""
             spent = (
@@ -665,6 +669,8 @@ class RegistryClient:
                 else ""
             )
             raise Unreachable(f"{what}{where}: {spent}{exc.reason}") from None
+        metrics.registry_request(resp.status)
+        return resp
 
     def _retry_wait(self, resp: Response, attempt: int) -> float:
         wait = _retry_after(resp.headers.get("retry-after", ""))
