@@ -279,7 +279,26 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(f"last load rejected at {status.failed_at}:")
         for line in status.load_errors:
             print(f"  {line}")
+    if status.shadow_dir:
+        _print_shadow(status)
     return 0 if status.policy_revision and not status.load_errors else 1
+
+
+def _print_shadow(status: pb.StatusResponse) -> None:
+    """The shadow policies' part of ``pullgate status`` (it never changes the exit code)."""
+    if status.shadow_revision:
+        print(
+            f"shadow revision {status.shadow_revision} ({status.shadow_policies} policies from "
+            f"{status.shadow_dir}): {status.shadow_evaluations} requests judged by both, "
+            f"{status.shadow_would_deny} would be denied, {status.shadow_would_allow} would be "
+            f"allowed, {status.shadow_errors} errors, {status.shadow_dropped} dropped"
+        )
+    else:
+        print(f"shadow off: no policy set from {status.shadow_dir} has loaded")
+    if status.shadow_load_errors:
+        print("last shadow load rejected:")
+        for line in status.shadow_load_errors:
+            print(f"  {line}")
 
 
 def cmd_health(args: argparse.Namespace) -> int:
@@ -316,7 +335,9 @@ def cmd_health(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     try:
         config = load_config(args.config).with_overrides(
-            policies=args.policies, state_dir=args.state_dir
+            policies=args.policies,
+            state_dir=args.state_dir,
+            shadow_policies=args.shadow_policies,
         )
         config = config.with_cel_engine(args.cel_engine)
     except ConfigError as exc:
@@ -420,6 +441,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve_cmd.add_argument(
         "--listen", action="append", metavar="ADDR", help="unix:///path or tcp://host:port"
+    )
+    serve_cmd.add_argument(
+        "--shadow-policies",
+        metavar="DIR",
+        help="also judge every request with this candidate policy directory, never deciding: "
+        "log and count where it differs (shadowPolicies)",
     )
     _engine_flag(serve_cmd, None)
     serve_cmd.set_defaults(func=cmd_serve)

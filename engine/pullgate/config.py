@@ -112,6 +112,7 @@ class Config:
     reload: ReloadConfig = field(default_factory=ReloadConfig)
     state_dir: str = "/var/lib/pullgate"  # the last applied policy revision; "" disables
     limits: Limits = field(default_factory=Limits)
+    shadow_policies: str = ""  # a candidate policy directory judged beside, never deciding
 
     @property
     def concurrent_verifications(self) -> int:
@@ -190,7 +191,14 @@ def _get(fields: dict[str, Node], key: str, read: Callable[[Node], T | None], de
 
 
 def _read(r: _ConfigReader, doc: Node) -> Config:
-    top_keys = ("listen", "policies", "defaultAction", "unknownNamespace", "stateDir")
+    top_keys = (
+        "listen",
+        "policies",
+        "defaultAction",
+        "unknownNamespace",
+        "stateDir",
+        "shadowPolicies",
+    )
     sections = (
         "cache",
         "registry",
@@ -387,6 +395,9 @@ def _read(r: _ConfigReader, doc: Node) -> Config:
             ),
         ),
         limits=limits,
+        shadow_policies=_get(
+            top, "shadowPolicies", lambda n: r.string(n, "shadowPolicies", allow_empty=True), ""
+        ),
     )
 
 

@@ -27,6 +27,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
@@ -114,6 +115,8 @@ class Reloader:
         engine: str = DEFAULT_ENGINE,
         limits: Limits = DEFAULT_LIMITS,
         snapshot: PolicySnapshot | None = None,
+        role: str = "",
+        on_result: Callable[[bool], None] | None = None,
     ) -> None:
         self.root = os.path.abspath(root)
         self.display = root
@@ -127,6 +130,11 @@ class Reloader:
         self.engine = engine
         self.limits = limits
         self.snapshot = snapshot
+        # told True for each revision applied, False for each distinct rejection (metrics)
+        self.on_result = on_result
+        # role "shadow" (shadow.py): events are named shadow_<event>, on pullgate.shadow
+        self._log = logging.getLogger(f"pullgate.{role}") if role else log
+        self._prefix = f"{role}_" if role else ""
         self._restored = False  # serving the snapshot: the next good load replaces it
         self._hint = threading.Event()
         self._stop = threading.Event()
@@ -157,6 +165,9 @@ class Reloader:
             self._observer.stop()
             self._observer.join(timeout=5)
 
+    def _event(self, level: int, name: str, **fields: Any) -> None:
+        event(self._log, level, self._prefix + name, **fields)
+
     def poke(self) -> None:
         """A hint that something may have changed."""
         self._hint.set()
@@ -170,7 +181,7 @@ class Reloader:
         except OSError as exc:  # inotify limits, filesystems without inotify
             if self.polling:
                 raise
-            event(log, logging.WARNING, "watch_fallback", reason=str(exc), using="polling")
+            self._event(logging.WARNING, "watch_fallback", reason=str(exc), using="polling")
             self.polling = True
             return self._make_observer()
         return observer
@@ -194,7 +205,7 @@ class Reloader:
             try:
                 self.rescan()
             except Exception:  # never let the reloader die: the next hint retries
-                log.exception("rescan failed")
+                self._log.exception("rescan failed")
 
     def _ensure_watch(self) -> None:
         """Watch the root recursively; re-watch when it was recreated or swapped."""
@@ -220,7 +231,7 @@ class Reloader:
             self._watch = observer.schedule(hints, self.root, recursive=True)
             self._watched_inode = inode
         except OSError as exc:
-            event(log, logging.WARNING, "watch_failed", directory=self.display, reason=str(exc))
+            self._event(logging.WARNING, "watch_failed", directory=self.display, reason=str(exc))
 
     def rescan(self) -> bool:
         """Apply the directory's content if it changed and loads. True when a new set applied."""
@@ -253,8 +264,7 @@ class Reloader:
             self.state.loaded_at = time.time()
             self.state.failure = None
             self._last_failure_issues = ()
-            event(
-                log,
+            self._event(
                 logging.INFO,
                 "policies_applied",
                 revision=new.revision,
@@ -263,6 +273,8 @@ class Reloader:
                 seconds=round(time.perf_counter() - started, 3),
             )
             self.state._changed()
+            if self.on_result is not None:
+                self.on_result(True)
             self._save(new)
             return True
 
@@ -272,8 +284,7 @@ class Reloader:
         try:
             self.snapshot.save(policies, root=self.root, display=self.display)
         except OSError as exc:  # serving goes on; only a restart without policies would suffer
-            event(
-                log,
+            self._event(
                 logging.WARNING,
                 "snapshot_failed",
                 revision=policies.revision,
@@ -294,13 +305,12 @@ class Reloader:
                 limits=self.limits,
             )
         except SnapshotError as exc:
-            event(log, logging.WARNING, "snapshot_unusable", reason=str(exc), errors=errors)
+            self._event(logging.WARNING, "snapshot_unusable", reason=str(exc), errors=errors)
             return
         self._restored = True
         self.state.current = restored.policies
         self.state.loaded_at = restored.applied_at
-        event(
-            log,
+        self._event(
             logging.ERROR,
             "serving_snapshot",
             revision=restored.policies.revision,
@@ -323,11 +333,12 @@ class Reloader:
         self.state.failure = LoadFailure(at=time.time(), issues=exc.issues)
         if exc.issues != self._last_failure_issues:  # report each distinct failure once
             self._last_failure_issues = exc.issues
-            event(
-                log,
+            self._event(
                 logging.ERROR,
                 "policies_rejected",
                 keeping=current.revision if current is not None else "",
                 errors=[str(i) for i in exc.issues],
             )
+            if self.on_result is not None:
+                self.on_result(False)
         self.state._changed()

@@ -26,6 +26,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from . import metrics
 from .api import judgement_to_proto, request_from_proto
 from .cel import EngineUnavailable
 from .config import Config
@@ -37,6 +38,7 @@ from .malloc import cap_malloc_arenas
 from .reload import PolicyState, Reloader
 from .request import InvalidRequest, check_request
 from .rules import engine_named
+from .shadow import Shadow
 from .snapshot import PolicySnapshot
 from .v1 import verifier_pb2 as pb
 from .v1 import verifier_pb2_grpc as pb_grpc
@@ -64,11 +66,13 @@ class VerifierService(pb_grpc.ImageVerifierServicer):
         decider: Decider,
         policy_dir: str,
         slots: VerificationSlots | None = None,
+        shadow: Shadow | None = None,
     ) -> None:
         self.state = state
         self.decider = decider
         self.policy_dir = policy_dir
         self.slots = slots
+        self.shadow = shadow
 
     def _abort(self, context: grpc.ServicerContext, code: grpc.StatusCode, why: str) -> NoReturn:
         context.abort(code, why)
@@ -102,11 +106,13 @@ class VerifierService(pb_grpc.ImageVerifierServicer):
         except Exception:
             log.exception("verify failed")
             self._abort(context, grpc.StatusCode.INTERNAL, "internal error; see the daemon log")
+        if self.shadow is not None:
+            self.shadow.offer(checked, judgement)  # queues only; never raises (shadow.py)
         return judgement_to_proto(judgement)
 
     def Status(self, request: pb.StatusRequest, context: grpc.ServicerContext) -> pb.StatusResponse:
         current, failure = self.state.current, self.state.failure
-        return pb.StatusResponse(
+        response = pb.StatusResponse(
             policy_revision=current.revision if current is not None else "",
             policy_dir=self.policy_dir,
             policies=len(current.policies) if current is not None else 0,
@@ -114,6 +120,18 @@ class VerifierService(pb_grpc.ImageVerifierServicer):
             load_errors=[str(i) for i in failure.issues] if failure is not None else [],
             failed_at=_rfc3339(failure.at) if failure is not None else "",
         )
+        if self.shadow is not None:
+            shadow = self.shadow.status()
+            response.shadow_dir = shadow.directory
+            response.shadow_revision = shadow.revision
+            response.shadow_policies = shadow.policies
+            response.shadow_load_errors.extend(shadow.load_errors)
+            response.shadow_evaluations = shadow.evaluations
+            response.shadow_would_deny = shadow.would_deny
+            response.shadow_would_allow = shadow.would_allow
+            response.shadow_errors = shadow.errors
+            response.shadow_dropped = shadow.dropped
+        return response
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,6 +213,11 @@ class Daemon:
             engine=config.cel.engine,
             limits=config.limits,
             snapshot=PolicySnapshot(config.state_dir) if config.state_dir else None,
+            on_result=metrics.policy_reloaded,
+        )
+        # --shadow-policies: a candidate set judged beside this one, never deciding
+        self.shadow = (
+            Shadow(config.shadow_policies, self.decider, config) if config.shadow_policies else None
         )
         self.health = health.HealthServicer()
         self.server = grpc.server(
@@ -212,6 +235,7 @@ class Daemon:
             max_waiting=config.server.workers - capacity - 1,
         )
         self.listeners: list[Listener] = []
+        self.metrics_server: metrics.MetricsServer | None = None
         self._stopping = threading.Event()
 
     def _on_state(self, state: PolicyState) -> None:
@@ -227,7 +251,8 @@ class Daemon:
     def start(self) -> None:
         config = self.config
         pb_grpc.add_ImageVerifierServicer_to_server(
-            VerifierService(self.state, self.decider, config.policies, self.slots), self.server
+            VerifierService(self.state, self.decider, config.policies, self.slots, self.shadow),
+            self.server,
         )
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         reflection.enable_server_reflection(
@@ -235,7 +260,11 @@ class Daemon:
         )
         self._on_state(self.state)
         self.state.listeners.append(self._on_state)
+        if config.metrics_address:  # before the first load, so that it is counted
+            self._serve_metrics(config.metrics_address)
         self.reloader.start()  # the first load happens here; failure leaves NOT_SERVING
+        if self.shadow is not None:
+            self.shadow.start()  # never raises; a shadow that does not load is off
 
         bindings: list[tuple[Listener, grpc.ServerCredentials | None]] = []
         for address in config.listen:
@@ -272,6 +301,16 @@ class Daemon:
             revision=current.revision if current is not None else "",
         )
 
+    def _serve_metrics(self, address: str) -> None:
+        try:
+            self.metrics_server = metrics.serve(
+                address, state=self.state, slots=self.slots, verifiers=self.decider.verifiers
+            )
+        except metrics.MetricsError as exc:
+            raise ServeError(str(exc)) from None
+        address = self.metrics_server.address
+        event(log, logging.INFO, "metrics_serving", address=address, path="/metrics")
+
     def stop(self) -> None:
         """Stop taking RPCs, let in-flight ones finish (up to ``server.drain``), clean up."""
         self._stopping.set()
@@ -279,9 +318,13 @@ class Daemon:
         started = time.monotonic()
         self.server.stop(self.config.server.drain).wait()
         self.reloader.stop()
+        if self.shadow is not None:
+            self.shadow.stop()
         for listener in self.listeners:
             if listener.socket_path and os.path.exists(listener.socket_path):
                 os.unlink(listener.socket_path)
+        if self.metrics_server is not None:  # last: a scrape during the drain still answers
+            self.metrics_server.stop()
         event(log, logging.INFO, "stopped", drained_seconds=round(time.monotonic() - started, 3))
 
 

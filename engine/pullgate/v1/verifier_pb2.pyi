@@ -126,17 +126,35 @@ class StatusRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class StatusResponse(_message.Message):
-    __slots__ = ("policy_revision", "policy_dir", "policies", "loaded_at", "load_errors", "failed_at")
+    __slots__ = ("policy_revision", "policy_dir", "policies", "loaded_at", "load_errors", "failed_at", "shadow_dir", "shadow_revision", "shadow_policies", "shadow_load_errors", "shadow_evaluations", "shadow_would_deny", "shadow_would_allow", "shadow_errors", "shadow_dropped")
     POLICY_REVISION_FIELD_NUMBER: _ClassVar[int]
     POLICY_DIR_FIELD_NUMBER: _ClassVar[int]
     POLICIES_FIELD_NUMBER: _ClassVar[int]
     LOADED_AT_FIELD_NUMBER: _ClassVar[int]
     LOAD_ERRORS_FIELD_NUMBER: _ClassVar[int]
     FAILED_AT_FIELD_NUMBER: _ClassVar[int]
+    SHADOW_DIR_FIELD_NUMBER: _ClassVar[int]
+    SHADOW_REVISION_FIELD_NUMBER: _ClassVar[int]
+    SHADOW_POLICIES_FIELD_NUMBER: _ClassVar[int]
+    SHADOW_LOAD_ERRORS_FIELD_NUMBER: _ClassVar[int]
+    SHADOW_EVALUATIONS_FIELD_NUMBER: _ClassVar[int]
+    SHADOW_WOULD_DENY_FIELD_NUMBER: _ClassVar[int]
+    SHADOW_WOULD_ALLOW_FIELD_NUMBER: _ClassVar[int]
+    SHADOW_ERRORS_FIELD_NUMBER: _ClassVar[int]
+    SHADOW_DROPPED_FIELD_NUMBER: _ClassVar[int]
     policy_revision: str
     policy_dir: str
     policies: int
     loaded_at: str
     load_errors: _containers.RepeatedScalarFieldContainer[str]
     failed_at: str
-    def __init__(self, policy_revision: _Optional[str] = ..., policy_dir: _Optional[str] = ..., policies: _Optional[int] = ..., loaded_at: _Optional[str] = ..., load_errors: _Optional[_Iterable[str]] = ..., failed_at: _Optional[str] = ...) -> None: ...
+    shadow_dir: str
+    shadow_revision: str
+    shadow_policies: int
+    shadow_load_errors: _containers.RepeatedScalarFieldContainer[str]
+    shadow_evaluations: int
+    shadow_would_deny: int
+    shadow_would_allow: int
+    shadow_errors: int
+    shadow_dropped: int
+    def __init__(self, policy_revision: _Optional[str] = ..., policy_dir: _Optional[str] = ..., policies: _Optional[int] = ..., loaded_at: _Optional[str] = ..., load_errors: _Optional[_Iterable[str]] = ..., failed_at: _Optional[str] = ..., shadow_dir: _Optional[str] = ..., shadow_revision: _Optional[str] = ..., shadow_policies: _Optional[int] = ..., shadow_load_errors: _Optional[_Iterable[str]] = ..., shadow_evaluations: _Optional[int] = ..., shadow_would_deny: _Optional[int] = ..., shadow_would_allow: _Optional[int] = ..., shadow_errors: _Optional[int] = ..., shadow_dropped: _Optional[int] = ...) -> None: ...
