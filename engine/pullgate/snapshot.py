@@ -18,6 +18,7 @@ next revision applied is saved instead). Files a policy reads through an absolut
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import json
 import logging
 import os
@@ -66,8 +67,36 @@ def _write(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "wb") as f:
         f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
+
+
+def _syncfs(path: Path) -> bool:
+    """Flush the filesystem holding ``path`` (Linux ``syncfs``): one call makes every file just
+    written durable, where an fsync per file costs a disk flush each (10,000 policy files took
+    16 s more to start with). False where syncfs is not available."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        syncfs = libc.syncfs
+    except (OSError, AttributeError):
+        return False
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        if syncfs(fd) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, os.strerror(err), str(path))
+    finally:
+        os.close(fd)
+    return True
+
+
+def _make_durable(target: Path, files: list[Path]) -> None:
+    """Every file and directory below ``target`` on disk before the symlink points at it."""
+    if _syncfs(target):
+        return
+    for path in files:
+        _fsync(path)
+    for directory in sorted({p for f in files for p in f.parents if target in p.parents}):
+        _fsync(directory, directory=True)
+    _fsync(target, directory=True)
 
 
 class PolicySnapshot:
@@ -140,9 +169,7 @@ class PolicySnapshot:
                 "external": sorted(external),
             }
             _write(target / META, json.dumps(meta, indent=2).encode())
-            for directory in sorted({p for rel in copies for p in Path(rel).parents}, key=str):
-                _fsync(target / FILES / directory, directory=True)
-            _fsync(target, directory=True)
+            _make_durable(target, [target / META, *(target / FILES / rel for rel in copies)])
             tmp = self.state_dir / f".{LINK}-tmp"
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()
