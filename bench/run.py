@@ -72,7 +72,10 @@ def machine() -> list[str]:
         ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True
     ).stdout.strip()
     dirty = subprocess.run(
-        ["git", "status", "--porcelain"], cwd=REPO, capture_output=True, text=True
+        ["git", "status", "--porcelain", "--", ".", ":!bench/results"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
     ).stdout.strip()
     return [
         f"- date: {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}",
