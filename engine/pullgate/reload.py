@@ -27,7 +27,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
@@ -40,6 +40,9 @@ from .logs import event
 from .policy import Issue, ParseCache, PolicyLoadError, fingerprint
 from .rules import CompiledPolicySet, load_policies
 from .snapshot import PolicySnapshot, SnapshotError
+
+if TYPE_CHECKING:
+    from .config import Config
 
 __all__ = ["LoadFailure", "PolicyState", "Reloader"]
 
@@ -146,6 +149,21 @@ class Reloader:
         self._lock = threading.Lock()  # one rescan at a time
 
     # -- lifecycle -----------------------------------------------------------------------
+
+    @classmethod
+    def configured(cls, config: Config, root: str, state: PolicyState, **extra: Any) -> Reloader:
+        """A reloader for ``root`` with the daemon config's reload, CEL and limits settings;
+        ``extra`` adds the rest (snapshot, role, on_result)."""
+        return cls(
+            root,
+            state,
+            debounce=config.reload.debounce,
+            interval=config.reload.interval,
+            polling=config.reload.poll,
+            engine=config.cel.engine,
+            limits=config.limits,
+            **extra,
+        )
 
     def start(self) -> None:
         """Load once now (the caller learns the outcome from ``state``), then follow changes."""

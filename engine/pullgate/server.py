@@ -204,14 +204,10 @@ class Daemon:
                 registry_timeout=config.registry.timeout,
             ),
         )
-        self.reloader = Reloader(
+        self.reloader = Reloader.configured(
+            config,
             config.policies,
             self.state,
-            debounce=config.reload.debounce,
-            interval=config.reload.interval,
-            polling=config.reload.poll,
-            engine=config.cel.engine,
-            limits=config.limits,
             snapshot=PolicySnapshot(config.state_dir) if config.state_dir else None,
             on_result=metrics.policy_reloaded,
         )

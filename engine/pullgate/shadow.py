@@ -114,14 +114,10 @@ class Shadow:
                 config.cache.judgement_ttl, max_entries=config.cache.max_entries
             ),
         )
-        self.reloader = Reloader(
+        self.reloader = Reloader.configured(
+            config,
             directory,
             self.state,
-            debounce=config.reload.debounce,
-            interval=config.reload.interval,
-            polling=config.reload.poll,
-            engine=config.cel.engine,
-            limits=config.limits,
             role="shadow",  # events shadow_policies_applied, shadow_policies_rejected, ...
         )
         self.workers = workers
