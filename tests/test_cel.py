@@ -721,6 +721,17 @@ NOT_PREDICATES = [
 
 
 @pytest.mark.parametrize(
+    "expr", ["signatures.exists(s, true) == [] && 1", "signatures.exists(s, true) == [] || [1]"]
+)
+def test_an_error_beside_a_non_bool_is_a_load_error(tmp_path: Path, expr: str) -> None:
+    """Found by fuzzing in CI: cel-python's message for ``error && 1`` dumps the error's parse
+    tree, which failed with IndexError on the slimmed trees and escaped the loader."""
+    issues = _issues(tmp_path, {"bad": expr}, engine="cel-python")
+    assert len(issues) == 1, issues
+    assert "rule 'bad': fails on any input: no such overload" in issues[0]
+
+
+@pytest.mark.parametrize(
     ("expr", "on_python", "on_expr"),
     [r[1:] for r in NOT_PREDICATES],
     ids=[r[0] for r in NOT_PREDICATES],

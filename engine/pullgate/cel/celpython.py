@@ -69,15 +69,30 @@ def _worse(x: CELEvalError, y: CELEvalError) -> CELEvalError:
     return x
 
 
+def _no_overload(x: Any, operator: str, y: Any) -> TypeError:
+    """cel-python's own message for a non-bool operand embeds ``repr`` of an error operand,
+    which dumps its parse tree, and that fails on the slimmed trees (found by fuzzing:
+    ``error && 1``). This says the same without the repr."""
+
+    def kind(v: Any) -> str:
+        return "error" if isinstance(v, CELEvalError) else type(v).__name__
+
+    return TypeError(f"no such overload: {kind(x)} {operator} {kind(y)}")
+
+
 def _or(x: Any, y: Any) -> Any:
     if isinstance(x, CELEvalError) and isinstance(y, CELEvalError):
         return _worse(x, y)
+    if not isinstance(x, celtypes.BoolType) and not isinstance(y, celtypes.BoolType):
+        raise _no_overload(x, "||", y)
     return _LOGICAL_OR(x, y)
 
 
 def _and(x: Any, y: Any) -> Any:
     if isinstance(x, CELEvalError) and isinstance(y, CELEvalError):
         return _worse(x, y)
+    if not isinstance(x, celtypes.BoolType) and not isinstance(y, celtypes.BoolType):
+        raise _no_overload(x, "&&", y)
     return _LOGICAL_AND(x, y)
 
 
