@@ -4,6 +4,10 @@
 smaller number gives a quick local run. The profile is applied per test (``@FUZZ``), never
 loaded globally, so the other hypothesis tests of the suite keep their own settings.
 
+The examples are derandomized: every run of ``make test`` tries the same 10,000 per target, so
+CI is reproducible and a red run is a change's doing. ``PULLGATE_FUZZ_RANDOM=1`` draws new
+ones (exploratory fuzzing; what it finds becomes an ``@example``).
+
 No hang: hypothesis fails an example slower than ``PULLGATE_FUZZ_DEADLINE_MS`` (it reruns it to
 rule out noise), a SIGALRM fails a test that runs longer than its budget, and faulthandler
 ends the whole fuzz run with every thread's stack if something blocks in C where no Python
@@ -36,6 +40,7 @@ settings.register_profile(
     database=None,  # no .hypothesis directory; failures print the example to reproduce
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
     print_blob=True,
+    derandomize=os.environ.get("PULLGATE_FUZZ_RANDOM") != "1",
 )
 FUZZ = settings.get_profile("pullgate-fuzz")
 
